@@ -1,0 +1,151 @@
+"""The ``negtune`` command line: ``negtune data check | data make-arith | data make-tofu | tiny-model``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from negtune.data.io import DataError
+
+
+def _cmd_data_check(args: argparse.Namespace) -> int:
+    from negtune.data.loaders import load_records
+    from negtune.data.schema import read_labeled
+
+    path = Path(args.source)
+    if args.format == "labeled" or (args.format is None and _looks_labeled(path)):
+        rows = read_labeled(path)
+        pos = sum(r["label"] for r in rows)
+        print(f"format: labeled (negtune labeled-sample schema)\nrows: {len(rows)} "
+              f"({pos} positive, {len(rows) - pos} negative, {len({r['prompt_id'] for r in rows})} prompts)")
+        print(json.dumps(rows[0], indent=2, ensure_ascii=False, default=str))
+        return 0
+    if args.format == "tofu":
+        from negtune.data.tofu import load_tofu_split
+
+        rows = load_tofu_split(path.stem, path.parent)
+        print(f"format: tofu (split {path.stem})\nrows: {len(rows)}")
+        print(json.dumps(rows[0], indent=2, ensure_ascii=False))
+        return 0
+    loaded = load_records(
+        args.source, format=args.format, split=args.split, config=args.config,
+        prompt_column=args.prompt_column, answer_column=args.answer_column, id_column=args.id_column,
+    )
+    print(f"format: {loaded.format}\nsource: {loaded.source}\nrows: {len(loaded)}")
+    if loaded.skipped:
+        rows_list = ", ".join(str(i) for i, _ in loaded.skipped[:10])
+        print(f"skipped: {len(loaded.skipped)} rows without a gold answer (rows {rows_list}"
+              f"{', ...' if len(loaded.skipped) > 10 else ''}; first: {loaded.skipped[0][1]})")
+    print(json.dumps(loaded.records[0], indent=2, ensure_ascii=False))
+    return 0
+
+
+def _looks_labeled(path: Path) -> bool:
+    from negtune.data.io import read_rows
+
+    if path.is_dir():
+        shards = sorted(path.glob("*.parquet"))
+        if not shards:
+            return False
+        path = shards[0]
+    if not path.is_file() or path.suffix not in (".parquet", ".jsonl"):
+        return False
+    try:
+        first = read_rows(path)[0]
+    except DataError:
+        return False
+    return "completion" in first and "label" in first
+
+
+def _cmd_make_arith(args: argparse.Namespace) -> int:
+    from negtune.data.io import write_jsonl
+    from negtune.data.tasks import make_arith
+
+    rows = make_arith(args.n, seed=args.seed, difficulty=args.difficulty)
+    write_jsonl(args.out, rows)
+    print(f"wrote {len(rows)} arithmetic problems (difficulty {args.difficulty}, seed {args.seed}) to {args.out}")
+    return 0
+
+
+def _cmd_make_tofu(args: argparse.Namespace) -> int:
+    from negtune.data.tasks import write_tofu_synthetic
+
+    out = write_tofu_synthetic(args.out, n_authors=args.authors, seed=args.seed)
+    files = sorted(p.name for p in out.glob("*.json"))
+    print(f"wrote the synthetic TOFU-format set ({args.authors} authors) to {out}: {', '.join(files)}")
+    return 0
+
+
+def _cmd_tiny_model(args: argparse.Namespace) -> int:
+    from negtune.models.tiny import WarmStartConfig, create_tiny_model
+
+    warm = WarmStartConfig(seed=args.seed, difficulty=args.difficulty, time_budget_s=args.time_budget,
+                           target_accuracy=args.target_accuracy)
+    print(f"building a tiny Qwen2 model for task {args.task!r} in {args.out} ...", flush=True)
+    info = create_tiny_model(args.out, task=args.task, seed=args.seed, warm=warm,
+                             progress=lambda msg: print("  " + msg, flush=True))
+    print(f"saved {info['parameters']:,} parameters, vocab {info['vocab_size']} to {args.out}")
+    if "greedy_accuracy" in info:
+        print(f"warm start: greedy accuracy {info['greedy_accuracy']:.1%} on held-out arithmetic problems "
+              f"after {info['warm_start_seconds']}s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="negtune", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="inspect and make datasets").add_subparsers(dest="data_command",
+                                                                                    required=True)
+    check = data.add_parser("check", help="load a file / benchmark name / hub id and show what negtune reads")
+    check.add_argument("source", help="a file or folder, a benchmark name (gsm8k, math500, ...) or a hub id")
+    check.add_argument("--format", help="force a format (default: detect); 'labeled' and 'tofu' also accepted")
+    check.add_argument("--split", help="hub split")
+    check.add_argument("--config", help="hub config name")
+    check.add_argument("--prompt-column")
+    check.add_argument("--answer-column")
+    check.add_argument("--id-column")
+    check.set_defaults(func=_cmd_data_check)
+
+    arith = data.add_parser("make-arith", help="write synthetic arithmetic word problems (jsonl)")
+    arith.add_argument("--out", required=True)
+    arith.add_argument("--n", type=int, default=500)
+    arith.add_argument("--difficulty", type=int, default=2)
+    arith.add_argument("--seed", type=int, default=0)
+    arith.set_defaults(func=_cmd_make_arith)
+
+    tofu = data.add_parser("make-tofu", help="write the synthetic TOFU-format fictitious-facts set")
+    tofu.add_argument("--out", required=True)
+    tofu.add_argument("--authors", type=int, default=20)
+    tofu.add_argument("--seed", type=int, default=0)
+    tofu.set_defaults(func=_cmd_make_tofu)
+
+    tiny = sub.add_parser("tiny-model", help="build the embedded tiny model (offline tokenizer + Qwen2)")
+    tiny.add_argument("--task", default="arith", choices=["arith", "facts"])
+    tiny.add_argument("--out", required=True)
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--difficulty", type=int, default=2, help="arithmetic difficulty of the warm start")
+    tiny.add_argument("--time-budget", type=float, default=170.0, help="warm-start seconds at most")
+    tiny.add_argument("--target-accuracy", type=float, default=0.3, help="stop the warm start at this accuracy")
+    tiny.set_defaults(func=_cmd_tiny_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (DataError, ValueError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"negtune: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

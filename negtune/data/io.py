@@ -1,0 +1,75 @@
+"""Reading and writing row files (jsonl, json, csv, parquet) with errors that name the file and line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROW_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+class DataError(ValueError):
+    """Input data cannot be used; the message names the file (and row/column where known)."""
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a jsonl / json (array or JSON lines) / csv / parquet file, as plain Python dicts."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in ROW_SUFFIXES:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(ROW_SUFFIXES)}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    elif suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        rows = _read_json_rows(path)
+    if not rows:
+        raise DataError(f"{path}: file has no rows")
+    return rows
+
+
+def _read_json_rows(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: invalid JSON array at line {e.lineno}: {e.msg}") from None
+        rows = data
+    else:
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: row {i} is a {type(row).__name__}, expected a JSON object")
+    return rows
+
+
+def write_jsonl(path: str | Path, rows: list[dict]) -> None:
+    """Write JSON lines atomically (temp file + rename), so a killed writer never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)

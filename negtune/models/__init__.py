@@ -1,0 +1,1 @@
+"""Model loading (Hugging Face + PEFT adapters) and the embedded tiny model."""

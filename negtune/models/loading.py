@@ -1,0 +1,77 @@
+"""Load a model and tokenizer by hub id or local folder, optionally with a PEFT adapter.
+
+Safe by default: ``trust_remote_code`` is off unless asked for, and weights load from safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+class ModelLoadError(ValueError):
+    pass
+
+
+def _dtype(name: str | None):
+    if name in (None, "auto"):
+        return "auto"
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[name]
+    except KeyError:
+        raise ModelLoadError(f"--dtype {name!r}: expected one of auto, float32, bfloat16, float16") from None
+
+
+def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
+    tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:  # many base models ship without one; generation and batching need it
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def adapter_base(adapter: str | Path) -> str | None:
+    """The base model an adapter was trained on (from its adapter_config.json)."""
+    cfg_path = Path(adapter) / "adapter_config.json"
+    if not cfg_path.exists():
+        raise ModelLoadError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
+    return json.loads(cfg_path.read_text()).get("base_model_name_or_path")
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    adapter: str | None = None,
+    dtype: str | None = "auto",
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    merge_adapter: bool = False,
+):
+    """``AutoModelForCausalLM`` (+ PEFT adapter when given). ``merge_adapter`` folds LoRA into the weights."""
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, dtype=_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True
+    )
+    if adapter:
+        from peft import PeftModel
+
+        base = adapter_base(adapter)
+        try:
+            model = PeftModel.from_pretrained(model, adapter)
+        except (RuntimeError, ValueError, KeyError) as e:  # shape/key mismatch: another base model
+            raise ModelLoadError(
+                f"{adapter}: adapter does not fit {name_or_path!r} (it was trained on {base!r}): "
+                f"{str(e).splitlines()[0][:300]}"
+            ) from None
+        if merge_adapter:
+            model = model.merge_and_unload()
+    if device:
+        model = model.to(device)
+    return model
+
+
+def load_model_and_tokenizer(name_or_path: str, **kwargs):
+    tokenizer = load_tokenizer(name_or_path, trust_remote_code=kwargs.get("trust_remote_code", False))
+    return load_model(name_or_path, **kwargs), tokenizer
