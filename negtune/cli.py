@@ -1,4 +1,4 @@
-"""The ``negtune`` command line: ``negtune data check | data make-arith | data make-tofu | tiny-model``."""
+"""The ``negtune`` command line: ``data check | data make-arith | data make-tofu | tiny-model | rollout``."""
 
 from __future__ import annotations
 
@@ -94,6 +94,25 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rollout(args: argparse.Namespace) -> int:
+    from negtune.rollout.stage import RolloutConfig, print_summary, rollout_and_verify
+
+    cfg = RolloutConfig(
+        model=args.model, adapter=args.adapter, dataset=args.dataset, format=args.format, split=args.split,
+        config=args.config, prompt_column=args.prompt_column, answer_column=args.answer_column, out=args.out,
+        n=args.n, verifier=args.verifier, engine=args.engine, template=args.template,
+        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,
+        stop=args.stop or [], logprobs=args.logprobs, limit=args.limit, shard_size=args.shard_size,
+        batch_size=args.batch_size, verify_timeout=args.verify_timeout, verify_workers=args.verify_workers,
+        dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization, trust_remote_code=args.trust_remote_code,
+    )
+    _, stats = rollout_and_verify(cfg, progress=not args.no_progress)
+    print_summary(stats, args.out)
+    print(f"labeled samples: {args.out}/shard-*.parquet, stats: {args.out}/stats.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="negtune", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -123,6 +142,38 @@ def build_parser() -> argparse.ArgumentParser:
     tofu.add_argument("--authors", type=int, default=20)
     tofu.add_argument("--seed", type=int, default=0)
     tofu.set_defaults(func=_cmd_make_tofu)
+
+    ro = sub.add_parser("rollout", help="sample completions, verify them, write a labeled dataset")
+    ro.add_argument("--model", required=True, help="hub id or local model folder")
+    ro.add_argument("--adapter", help="PEFT adapter folder")
+    ro.add_argument("--dataset", required=True, help="file/folder, benchmark name (gsm8k, math500...) or hub id")
+    ro.add_argument("--format", help="dataset format (default: detect)")
+    ro.add_argument("--split")
+    ro.add_argument("--config")
+    ro.add_argument("--prompt-column")
+    ro.add_argument("--answer-column")
+    ro.add_argument("--out", required=True, help="output folder (parquet shards, stats.json); reruns resume")
+    ro.add_argument("--n", type=int, default=8, help="samples per prompt")
+    ro.add_argument("--verifier", default="math", help="math, gsm8k, numeric, exact, choice or module:function")
+    ro.add_argument("--engine", default="auto", choices=["auto", "hf", "vllm"])
+    ro.add_argument("--template", default="qwen-math-cot", help="qwen-math-cot, plain, or a '{problem}' string")
+    ro.add_argument("--temperature", type=float, default=1.0)
+    ro.add_argument("--top-p", type=float, default=1.0)
+    ro.add_argument("--max-new-tokens", type=int, default=512)
+    ro.add_argument("--seed", type=int, default=0)
+    ro.add_argument("--stop", action="append", help="stop string (repeatable)")
+    ro.add_argument("--logprobs", action="store_true", help="store the sampler's per-token log-probs")
+    ro.add_argument("--limit", type=int, help="first N prompts only")
+    ro.add_argument("--shard-size", type=int, default=64, help="prompts per shard (unit of resumption)")
+    ro.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (hf engine)")
+    ro.add_argument("--verify-timeout", type=float, default=5.0, help="seconds per sample")
+    ro.add_argument("--verify-workers", type=int, help="verifier processes (default: all cores; 0: inline)")
+    ro.add_argument("--dtype", default="auto")
+    ro.add_argument("--tensor-parallel-size", type=int, default=1)
+    ro.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    ro.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off)")
+    ro.add_argument("--no-progress", action="store_true")
+    ro.set_defaults(func=_cmd_rollout)
 
     tiny = sub.add_parser("tiny-model", help="build the embedded tiny model (offline tokenizer + Qwen2)")
     tiny.add_argument("--task", default="arith", choices=["arith", "facts"])

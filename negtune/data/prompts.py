@@ -21,3 +21,10 @@ def format_prompt(problem: str | list[dict[str, Any]], template: str = "qwen-mat
         raise ValueError(f"prompt template {template!r} is neither a known name ({', '.join(TEMPLATES)}) "
                          "nor a format string containing '{problem}'")
     return [{"role": "user", "content": fmt.replace("{problem}", problem)}]
+
+
+def render_chat(tokenizer, messages: list[dict[str, Any]]) -> list[int]:
+    """Prompt token ids exactly as TRL's trainers build them: the chat template with the generation prompt,
+    rendered to text, then tokenized without adding special tokens a second time."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]

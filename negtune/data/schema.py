@@ -69,6 +69,8 @@ LABELED_COLUMNS: tuple[Column, ...] = (
     Column("group_pass_rate", "float in [0, 1]", lambda v: _is_float(v) and 0.0 <= v <= 1.0),
     Column("source", "str", lambda v: isinstance(v, str), nullable=True, required=False),
     Column("meta", "str (JSON) or dict", lambda v: isinstance(v, (str, dict)), nullable=True, required=False),
+    Column("num_tokens", "int >= 0 (completion length in tokens)", lambda v: _is_int(v) and v >= 0,
+           nullable=True, required=False),
     Column("logprobs", "list of floats (sampler's per-token log-probs)",
            lambda v: isinstance(v, list) and all(_is_float(x) for x in v), nullable=True, required=False),
 )

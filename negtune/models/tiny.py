@@ -21,7 +21,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config
 
-from negtune.data.prompts import format_prompt
+from negtune.data.prompts import format_prompt, render_chat
 from negtune.data.tasks.arith import check_arith, make_arith
 from negtune.data.tasks.facts import make_facts
 
@@ -95,8 +95,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, size: TinySize | None = None
 
 def encode_sft(tokenizer, prompt, completion: str) -> tuple[list[int], list[int]]:
     """(input_ids, labels) for one prompt/completion pair; prompt tokens are masked with -100."""
-    text = tokenizer.apply_chat_template(format_prompt(prompt), tokenize=False, add_generation_prompt=True)
-    prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    prompt_ids = render_chat(tokenizer, format_prompt(prompt))
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return prompt_ids + completion_ids, [-100] * len(prompt_ids) + completion_ids
 

@@ -1,0 +1,259 @@
+"""The rollout-and-verify stage: prompts -> n completions each -> verdicts -> labeled parquet shards.
+
+Resumable: prompts are cut into fixed shards; a shard is written atomically (temp file + rename) once
+generated and verified, and a rerun of the same command skips finished shards. The settings that shape the
+samples are stored in ``settings.json``; a rerun with different ones into the same folder is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from negtune.data.loaders import load_records
+from negtune.data.prompts import format_prompt
+from negtune.data.schema import prompt_id, read_labeled
+from negtune.rollout.engines import Engine, SamplingConfig, make_engine
+from negtune.rollout.verify_pool import VerifierPool, VerifyStats
+
+logger = logging.getLogger(__name__)
+
+# Settings that change what is sampled or how it is labeled: a resumed run must match them exactly.
+_IDENTITY = ("model", "adapter", "dataset", "format", "split", "config", "prompt_column", "answer_column",
+             "template", "n", "temperature", "top_p", "max_new_tokens", "seed", "stop", "logprobs", "limit",
+             "shard_size", "verifier", "engine")
+
+
+class RolloutSettingsError(ValueError):
+    pass
+
+
+@dataclass
+class RolloutConfig:
+    """Everything ``negtune rollout`` takes. Sampling: temperature 0 = greedy."""
+
+    model: str
+    dataset: str
+    out: str
+    n: int = 8
+    verifier: str = "math"
+    adapter: str | None = None
+    format: str | None = None
+    split: str | None = None
+    config: str | None = None
+    prompt_column: str | None = None
+    answer_column: str | None = None
+    engine: str = "auto"
+    template: str = "qwen-math-cot"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    seed: int = 0
+    stop: list[str] = field(default_factory=list)
+    logprobs: bool = False
+    limit: int | None = None
+    shard_size: int = 64  # prompts per shard (the unit of resumption)
+    batch_size: int = 16  # prompts per generate call (HF engine)
+    verify_timeout: float = 5.0  # seconds per sample
+    verify_workers: int | None = None  # default: all cores
+    dtype: str = "auto"
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    trust_remote_code: bool = False
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(n=self.n, temperature=self.temperature, top_p=self.top_p,
+                              max_new_tokens=self.max_new_tokens, seed=self.seed, stop=list(self.stop),
+                              logprobs=self.logprobs)
+
+
+def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+    path = out / "settings.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        diff = {k: (before.get(k), settings.get(k)) for k in settings if before.get(k) != settings.get(k)}
+        if diff:
+            lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+            raise RolloutSettingsError(
+                f"{out} holds a rollout made with other settings ({lines}); use a new --out folder, "
+                "or rerun with the original settings to resume"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(path, json.dumps(settings, indent=2))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _write_shard(path: Path, rows: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    os.replace(tmp, path)
+
+
+def _label_rows(records: list[dict], prompts: list, completions: list, verdicts: list, cfg: RolloutConfig,
+                shard_seed: int) -> list[dict]:
+    rows, k = [], 0
+    for rec, prompt, group in zip(records, prompts, completions):
+        group_verdicts = verdicts[k : k + len(group)]
+        k += len(group)
+        rate = sum(v.label for v in group_verdicts) / len(group)
+        pid = prompt_id(prompt)
+        meta = json.dumps({"id": rec["id"], "model": cfg.model, "adapter": cfg.adapter, "engine": cfg.engine,
+                           "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": shard_seed})
+        for j, (c, v) in enumerate(zip(group, group_verdicts)):
+            row = {"prompt": prompt, "completion": c.text, "prompt_id": pid, "sample_idx": j, "reward": v.reward,
+                   "label": v.label, "answer": rec["answer"], "extracted": v.extracted, "verifier": cfg.verifier,
+                   "finish_reason": c.finish_reason, "group_pass_rate": rate, "source": rec["source"],
+                   "meta": meta, "num_tokens": len(c.token_ids)}
+            if cfg.logprobs:
+                row["logprobs"] = c.logprobs
+            rows.append(row)
+    return rows
+
+
+def compute_stats(rows: list[dict], n: int) -> dict[str, Any]:
+    """pass@1, pass@n, group pass-rate histogram, group kinds, truncation and undecidable counts."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["prompt_id"], []).append(r)
+    positives = [sum(x["label"] for x in g) for g in groups.values()]
+    hist = Counter(positives)
+    return {
+        "prompts": len(groups),
+        "samples": len(rows),
+        "pass@1": sum(r["label"] for r in rows) / len(rows),
+        f"pass@{n}": sum(p > 0 for p in positives) / len(groups),
+        "positives": sum(positives),
+        "negatives": len(rows) - sum(positives),
+        "groups_all_correct": sum(p == len(g) for p, g in zip(positives, groups.values())),
+        "groups_all_wrong": sum(p == 0 for p in positives),
+        "groups_mixed": sum(0 < p < len(g) for p, g in zip(positives, groups.values())),
+        "pass_rate_histogram": {f"{k}/{n}": hist.get(k, 0) for k in range(n + 1)},
+        "truncation_rate": sum(r["finish_reason"] == "length" for r in rows) / len(rows),
+        "undecidable": sum(r["reward"] is None for r in rows),
+    }
+
+
+def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progress: bool = True):
+    """Run (or resume) the stage; returns the labeled samples as a ``datasets.Dataset``.
+
+    ``engine``: an already-built engine (in-process use by trainers/evals); default built from ``cfg``.
+    """
+    import datasets
+    from tqdm.auto import tqdm
+
+    from negtune.rollout.verifiers import load as load_verifier
+
+    load_verifier(cfg.verifier)  # an unknown verifier fails before any generation
+    sampling = cfg.sampling()
+    loaded = load_records(cfg.dataset, format=cfg.format, split=cfg.split, config=cfg.config,
+                          prompt_column=cfg.prompt_column, answer_column=cfg.answer_column, limit=cfg.limit)
+    records = loaded.records
+    prompts = [format_prompt(r["prompt"], cfg.template) for r in records]
+    out = Path(cfg.out)
+    if cfg.shard_size < 1:
+        raise ValueError(f"--shard-size must be >= 1, got {cfg.shard_size}")
+    shards = [range(i, min(i + cfg.shard_size, len(records))) for i in range(0, len(records), cfg.shard_size)]
+    engine_kind = engine.name if engine is not None else cfg.engine
+    if engine_kind == "auto":
+        from negtune.rollout.engines import vllm_available
+
+        engine_kind = "vllm" if vllm_available() else "hf"
+    settings = {k: getattr(cfg, k) for k in _IDENTITY} | {"engine": engine_kind}
+    _check_settings(out, settings)
+    for stale in out.glob(".shard-*.tmp"):  # a killed writer's leftovers; finished shards are never partial
+        stale.unlink()
+
+    todo = [k for k in range(len(shards)) if not (out / f"shard-{k:05d}.parquet").exists()]
+    done_prompts = sum(len(shards[k]) for k in range(len(shards)) if k not in todo)
+    if todo and engine is None:
+        engine = make_engine(engine_kind, cfg.model, cfg.adapter, dtype=cfg.dtype, batch_size=cfg.batch_size,
+                             tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed,
+                             gpu_memory_utilization=cfg.gpu_memory_utilization,
+                             trust_remote_code=cfg.trust_remote_code)
+    bar = tqdm(total=len(records), initial=done_prompts, unit="prompt", desc="rollout", disable=not progress)
+    if todo:
+        with VerifierPool(cfg.verifier, workers=cfg.verify_workers, timeout=cfg.verify_timeout) as pool:
+            for k in todo:
+                idx = shards[k]
+                shard_seed = cfg.seed + 7919 * k
+                t0 = time.monotonic()
+                completions = engine.generate([prompts[i] for i in idx], replace(sampling, seed=shard_seed))
+                gen_s = time.monotonic() - t0
+                flat = [c for group in completions for c in group]
+                answers = [records[i]["answer"] for i in idx for _ in range(sampling.n)]
+                verdicts, vstats = pool.verify([c.text for c in flat], answers)
+                rows = _label_rows([records[i] for i in idx], [prompts[i] for i in idx], completions, verdicts,
+                                   cfg, shard_seed)
+                timing = {"generate_seconds": gen_s, "generated_tokens": sum(len(c.token_ids) for c in flat),
+                          "verify": {k2: v for k2, v in asdict(vstats).items() if k2 != "statuses"}}
+                _atomic_write_text(out / f"shard-{k:05d}.stats.json", json.dumps(timing))
+                _write_shard(out / f"shard-{k:05d}.parquet", rows)
+                bar.update(len(idx))
+    bar.close()
+
+    rows = read_labeled(out)
+    stats = compute_stats(rows, sampling.n)
+    stats.update(_timing_totals(out, len(shards)))
+    stats.update(skipped_rows=len(loaded.skipped), settings=settings)
+    _atomic_write_text(out / "stats.json", json.dumps(stats, indent=2))
+    return datasets.Dataset.from_list(rows), stats
+
+
+def _timing_totals(out: Path, n_shards: int) -> dict[str, Any]:
+    gen_s = tokens = 0.0
+    verify = VerifyStats()
+    for k in range(n_shards):
+        path = out / f"shard-{k:05d}.stats.json"
+        if path.exists():
+            t = json.loads(path.read_text())
+            gen_s += t["generate_seconds"]
+            tokens += t["generated_tokens"]
+            verify.add(VerifyStats(**t["verify"]))
+    return {"generated_tokens": int(tokens), "generate_seconds": round(gen_s, 3),
+            "tokens_per_second": round(tokens / gen_s, 1) if gen_s else None,
+            "verifier_seconds": round(verify.seconds, 3), "verifier_timeouts": verify.timeouts,
+            "verifier_errors": verify.errors, "verifier_first_error": verify.first_error}
+
+
+def print_summary(stats: dict[str, Any], out: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    n = stats["settings"]["n"]
+    table = Table(title=f"rollout: {out}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in [
+        ("prompts / samples", f"{stats['prompts']} / {stats['samples']}"),
+        ("pass@1", f"{stats['pass@1']:.3f}"),
+        (f"pass@{n}", f"{stats[f'pass@{n}']:.3f}"),
+        ("positives / negatives", f"{stats['positives']} / {stats['negatives']}"),
+        ("groups all-correct / all-wrong / mixed",
+         f"{stats['groups_all_correct']} / {stats['groups_all_wrong']} / {stats['groups_mixed']}"),
+        ("pass-rate histogram", " ".join(f"{k}:{v}" for k, v in stats["pass_rate_histogram"].items())),
+        ("truncated (length)", f"{stats['truncation_rate']:.1%}"),
+        ("undecidable (timeouts, errors)",
+         f"{stats['undecidable']} ({stats['verifier_timeouts']}, {stats['verifier_errors']})"),
+        ("generation tokens/s", f"{stats['tokens_per_second']}"),
+        ("verifier seconds", f"{stats['verifier_seconds']}"),
+    ]:
+        table.add_row(key, value)
+    Console().print(table)
