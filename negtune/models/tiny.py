@@ -21,7 +21,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Config
 
-from negtune.data.prompts import format_prompt, render_chat
+from negtune.data.prompts import encode_prompt_completion, format_prompt
 from negtune.data.tasks.arith import check_arith, make_arith
 from negtune.data.tasks.facts import make_facts
 
@@ -95,9 +95,7 @@ def build_model(tokenizer: PreTrainedTokenizerFast, size: TinySize | None = None
 
 def encode_sft(tokenizer, prompt, completion: str) -> tuple[list[int], list[int]]:
     """(input_ids, labels) for one prompt/completion pair; prompt tokens are masked with -100."""
-    prompt_ids = render_chat(tokenizer, format_prompt(prompt))
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    return prompt_ids + completion_ids, [-100] * len(prompt_ids) + completion_ids
+    return encode_prompt_completion(tokenizer, format_prompt(prompt), completion)
 
 
 def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -190,6 +188,37 @@ def warm_start(model, tokenizer, cfg: WarmStartConfig, progress: Callable[[str],
                 return acc
 
 
+def sft_steps(model, tokenizer, examples: list[tuple[list[int], list[int]]], steps: int, lr: float = 3e-3,
+              batch_size: int = 32, seed: int = 0) -> float:
+    """Plain supervised fine-tuning for ``steps`` steps (AdamW, warm-up then cosine); returns the last loss."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 20) * max(0.05, 0.5 * (1 + math.cos(math.pi * s / steps))))
+    model.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        batch = _collate(rng.sample(examples, min(batch_size, len(examples))), tokenizer.pad_token_id)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def facts_training_rows(n_authors: int = 20, seed: int = 0) -> list[dict]:
+    """What the tiny "TOFU fine-tuned" model learns: every synthetic author QA plus the world/real-author
+    analogues (its "pre-training knowledge", which unlearning should keep)."""
+    splits = make_facts(n_authors, seed)
+    rows = [{"question": r["question"], "answer": r["answer"]} for r in splits["full"]]
+    rows += [{"question": r["question"], "answer": r["answer"]} for r in splits["real_authors_perturbed"]]
+    rows += [{"question": r["question"], "answer": r["answer"]} for r in splits["world_facts_perturbed"]]
+    return rows
+
+
 def create_tiny_model(
     out_dir: str | Path,
     task: str = "arith",
@@ -197,10 +226,12 @@ def create_tiny_model(
     size: TinySize | None = None,
     warm: WarmStartConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    facts_steps: int = 600,
 ) -> dict:
     """Build, (for ``arith``) warm-start, and save a tiny model; returns the info written to ``negtune_tiny.json``.
 
-    ``task="facts"`` saves the untrained model and tokenizer (TOFU-style fine-tuning is a training stage).
+    ``task="facts"`` fine-tunes on the synthetic TOFU-format set (``facts_steps`` steps, written with
+    ``negtune data make-tofu --authors 20 --seed SEED``), the analogue of TOFU's fine-tuned model.
     """
     if task not in TASKS:
         raise ValueError(f"unknown tiny-model task {task!r}; known: {', '.join(TASKS)}")
@@ -217,6 +248,15 @@ def create_tiny_model(
         info.update(warm_start={k: v for k, v in asdict(warm).items() if k != "history"},
                     greedy_accuracy=acc, warm_start_seconds=round(time.monotonic() - t0, 1),
                     history=warm.history)
+    elif task == "facts":
+        t0 = time.monotonic()
+        rows = facts_training_rows(seed=seed)
+        examples = [encode_prompt_completion(tokenizer, r["question"], r["answer"]) for r in rows]
+        loss = sft_steps(model, tokenizer, examples, facts_steps, seed=seed)
+        info.update(facts_rows=len(rows), facts_steps=facts_steps, final_loss=round(loss, 4),
+                    warm_start_seconds=round(time.monotonic() - t0, 1))
+        if progress:
+            progress(f"fine-tuned on {len(rows)} synthetic facts for {facts_steps} steps: loss {loss:.3f}")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

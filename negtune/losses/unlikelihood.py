@@ -1,0 +1,93 @@
+"""Unlikelihood training (Welleck et al. 2019) and negative-completion unlikelihood.
+
+The key quantity is log(1 - p_v). ``-log(clamp(1 - exp(logp), eps))`` has zero gradient exactly where
+pushing down matters (p -> 1), and ``log1mexp`` of an fp32 log-softmax is -inf there. Here it is computed
+from the logits: for the arg-max token, log(1 - p_v) = logsumexp_{j != v} z_j - logsumexp_j z_j (exact, with
+a useful gradient at any p); for any other token p_v <= 1/2, where log1p(-p_v) is already accurate.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def log1m_softmax(logits: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """log(1 - softmax(logits)[index]) for ``logits`` (..., V) and ``index`` (..., K); returns (..., K)."""
+    logits = logits.float()
+    lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # (..., 1)
+    top = logits.argmax(dim=-1, keepdim=True)  # (..., 1)
+    without_top = logits.scatter(-1, top, float("-inf"))
+    rest_of_top = torch.logsumexp(without_top, dim=-1, keepdim=True) - lse  # log(1 - p_top), exact
+    logp = logits.gather(-1, index) - lse
+    # p <= 1/2 for every non-arg-max token; clamp keeps the unused branch finite under torch.where
+    other = torch.log1p(-logp.clamp(max=-0.6931).exp())
+    return torch.where(index == top, rest_of_top.expand_as(logp), other)
+
+
+def negative_unlikelihood_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over masked tokens of -log(1 - p(label_t)): push every token of a negative completion down.
+
+        L_UL = (1/|M|) * sum_{t in M} -log(1 - p_theta(y_t | x, y_<t))
+
+    ``logits`` (B, T, V) already aligned with ``labels`` (B, T) (use ``shift_for_causal_lm``).
+    """
+    safe = labels.masked_fill(~mask.bool(), 0)
+    ul = -log1m_softmax(logits, safe.unsqueeze(-1)).squeeze(-1)
+    m = mask.to(ul.dtype)
+    return (ul * m).sum() / m.sum().clamp(min=1)
+
+
+def token_unlikelihood_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+                            alpha: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Welleck et al. 2019 token-level unlikelihood, with candidates taken *per sequence*:
+
+        L = sum_t [ -log p(y_t | y_<t) - alpha * sum_{c in C_t} log(1 - p(c | y_<t)) ]
+        C_t = { y_j : j < t, j in mask, in the same sequence } minus { y_t }
+
+    (the reference code flattens the batch first, so its candidates leak across sequences).
+    Returns (total, mle, ul), each normalised by the number of target tokens.
+    """
+    B, T, _ = logits.shape
+    mask = mask.bool()
+    safe = labels.masked_fill(~mask, 0)
+    lse = torch.logsumexp(logits.float(), dim=-1)
+    mle = -((logits.float().gather(-1, safe.unsqueeze(-1)).squeeze(-1) - lse) * mask).sum()
+    # candidate matrix (B, T, T): row t holds previous targets j < t of the same sequence
+    prev = safe.unsqueeze(1).expand(B, T, T)
+    valid = torch.ones(T, T, dtype=torch.bool, device=labels.device).tril(-1).unsqueeze(0)
+    valid = valid & mask.unsqueeze(1) & mask.unsqueeze(2) & (prev != safe.unsqueeze(2))
+    # a token repeated in the context is one candidate, not several (the reference scatters candidates
+    # into a vocabulary-sized indicator): keep one occurrence per distinct id, found by sorting each row
+    sorted_prev, order = prev.masked_fill(~valid, -1).sort(dim=-1)
+    dup = torch.zeros_like(valid)
+    dup[..., 1:] = sorted_prev[..., 1:] == sorted_prev[..., :-1]
+    first = ~dup.scatter(-1, order, dup)
+    cand_mask = valid & first
+    ul_terms = -log1m_softmax(logits, prev) * cand_mask
+    ul = ul_terms.sum()
+    n = mask.sum().clamp(min=1)
+    return (mle + alpha * ul) / n, mle / n, ul / n
+
+
+def repeat_ngram_mask(token_ids: torch.Tensor, n: int = 4, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Sequence-level UL mask: True at every token that completes an n-gram already seen earlier in the
+    same sequence (Welleck et al.'s sequence-level objective on the model's own continuations)."""
+    B, T = token_ids.shape
+    out = torch.zeros(B, T, dtype=torch.bool, device=token_ids.device)
+    rows = token_ids.tolist()
+    valid = mask.bool().tolist() if mask is not None else [[True] * T for _ in range(B)]
+    for b in range(B):
+        seen: set[tuple[int, ...]] = set()
+        for t in range(n - 1, T):
+            if not all(valid[b][t - n + 1 : t + 1]):
+                continue
+            gram = tuple(rows[b][t - n + 1 : t + 1])
+            if gram in seen:
+                out[b, t] = True
+            seen.add(gram)
+    return out
+
+
+def sequence_unlikelihood_loss(logits: torch.Tensor, token_ids: torch.Tensor, ngram_mask: torch.Tensor) -> torch.Tensor:
+    """L_seq = -(1/|m|) * sum_t m_t * log(1 - p(y_t | y_<t)), m from :func:`repeat_ngram_mask`."""
+    return negative_unlikelihood_loss(logits, token_ids, ngram_mask)

@@ -1,0 +1,141 @@
+"""What every negtune trainer shares, on top of ``transformers.Trainer``.
+
+- the model may be a path (loaded safely) and is wrapped with a PEFT config when one is given;
+- a padding collator for our paired fields (``forget_input_ids``, ``retain_labels``, ...);
+- custom metrics averaged over the logging window and merged into ``Trainer.log`` (shown by every
+  ``report_to`` integration);
+- a non-finite loss stops training with the step and batch named (checkpoints already written stay);
+- ``save_model`` also writes a model card (method, data, hyperparameters, final metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class PaddedCollator:
+    """Right-pads every ``*input_ids`` (pad token), ``*labels`` (-100) and ``*attention_mask`` (0) field and
+    builds the attention masks; other fields become tensors as they are."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch: dict[str, torch.Tensor] = {}
+        for key in features[0]:
+            values = [f[key] for f in features]
+            if key.endswith("input_ids") or key.endswith("labels"):
+                pad = self.pad_token_id if key.endswith("input_ids") else -100
+                width = max(len(v) for v in values)
+                batch[key] = torch.tensor([list(v) + [pad] * (width - len(v)) for v in values])
+                if key.endswith("input_ids"):
+                    mask_key = key[: -len("input_ids")] + "attention_mask"
+                    batch[mask_key] = torch.tensor([[1] * len(v) + [0] * (width - len(v)) for v in values])
+            elif isinstance(values[0], (int, float, bool)):
+                batch[key] = torch.tensor(values)
+            elif values[0] is None:
+                continue
+            else:
+                batch[key] = torch.tensor(values)
+        return batch
+
+
+def load_for_training(model, peft_config=None, trust_remote_code: bool = False):
+    """A model object or path (safetensors, no remote code by default), optionally wrapped with PEFT."""
+    if isinstance(model, (str, Path)):
+        from negtune.models.loading import load_model
+
+        model = load_model(str(model), dtype="float32", trust_remote_code=trust_remote_code)
+    if peft_config is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config)
+    return model
+
+
+class NegtuneTrainer(Trainer):
+    """Base class: metric bookkeeping, non-finite guard, model card. Subclasses set ``method_name``."""
+
+    method_name = "negtune"
+    _data_description = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._last_logged: dict[str, float] = {}
+
+    def record(self, **values: float | torch.Tensor) -> None:
+        for key, value in values.items():
+            if value is None:
+                continue
+            self._metrics[key].append(float(value.detach().float().mean()) if torch.is_tensor(value) else float(value))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training or "loss" in logs:
+            for key, values in self._metrics.items():
+                if values:
+                    logs[key] = sum(values) / len(values)
+            self._metrics.clear()
+        self._last_logged.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
+        super().log(logs, start_time)
+
+    def check_finite(self, loss: torch.Tensor, inputs: dict[str, Any]) -> None:
+        if torch.isfinite(loss).all():
+            return
+        index = inputs.get("index")
+        rows = index.tolist() if torch.is_tensor(index) else "unknown"
+        last = self.state.best_model_checkpoint or _last_checkpoint(self.args.output_dir)
+        raise NonFiniteLossError(
+            f"{self.method_name}: loss is {loss.item()} at step {self.state.global_step + 1} "
+            f"(batch rows {rows}); stopping. The last checkpoint is kept: {last or 'none written yet'}"
+        )
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            self.write_model_card(output_dir or self.args.output_dir)
+
+    def write_model_card(self, output_dir: str) -> None:
+        hyper = {f.name: getattr(self.args, f.name) for f in fields(self.args)
+                 if f.name in self.method_fields() or f.name in ("learning_rate", "num_train_epochs", "max_steps",
+                                                                 "per_device_train_batch_size", "seed")}
+        metrics = {k: v for k, v in self._last_logged.items() if k not in ("epoch",)}
+        base = getattr(getattr(self.model, "config", None), "_name_or_path", "unknown")
+        text = "\n".join([
+            f"# {self.method_name} fine-tune (negtune)", "",
+            f"- method: `{self.method_name}`",
+            f"- base model: `{base}`",
+            f"- adapter: {'LoRA (PEFT)' if hasattr(self.model, 'peft_config') else 'none (full-parameter)'}",
+            f"- data: {self._data_description or 'see training arguments'}", "",
+            "## Hyperparameters", "", "```json", json.dumps(hyper, indent=2, default=str), "```", "",
+            "## Final metrics", "", "```json", json.dumps(metrics, indent=2), "```", "",
+        ])
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "README.md").write_text(text)
+
+    def method_fields(self) -> set[str]:
+        base = {f.name for f in fields(TrainingArguments)}
+        return {f.name for f in fields(self.args)} - base
+
+
+def _last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    try:
+        return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+    except Exception:  # noqa: BLE001 - only used in an error message
+        return None

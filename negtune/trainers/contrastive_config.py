@@ -1,0 +1,42 @@
+"""Configuration of :class:`negtune.trainers.ContrastiveRationaleTrainer` (QCRD-style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class ContrastiveRationaleConfig(TrainingArguments):
+    """Contrastive rationale distillation (QCRD, Wang et al. 2024), adapted from the paper's description:
+
+        L = a1 * L_answer + a2 * weighted NLL(positives) + a3 * weighted max(0, delta - NLL(negatives))
+
+    Positives are verified-correct rationales (self-consistent with the gold). Negatives are failed
+    rollouts plus *self-adversarial* rationales: sampled at high temperature from an earlier snapshot of
+    the student (``snapshot_lag`` snapshots back), kept only when the verifier says they are wrong.
+    An online discriminator (mean-pooled token embeddings + linear head) weights samples: high-quality
+    positives up, high-quality (confusable) negatives down.
+    """
+
+    delta: float = field(default=3.0, metadata={"help": "margin: a negative's NLL is raised up to delta only"})
+    alpha_answer: float = field(default=0.5, metadata={"help": "a1: weight of the gold-answer NLL"})
+    alpha_pos: float = field(default=0.5, metadata={"help": "a2: weight of the positive-rationale NLL"})
+    alpha_neg: float = field(default=0.5, metadata={"help": "a3: weight of the negative margin term"})
+    neg_decay: float = field(default=0.9, metadata={"help": "a3 is multiplied by this once per epoch"})
+    use_discriminator: bool = field(default=True, metadata={"help": "weight samples by an online discriminator"})
+    disc_dim: int = field(default=64, metadata={"help": "discriminator embedding size"})
+    disc_lr: float = field(default=1e-3, metadata={"help": "discriminator learning rate (Adam)"})
+    disc_warmup_steps: int = field(default=10, metadata={"help": "uniform weights until the discriminator trained"})
+    self_adversarial: bool = field(default=True, metadata={"help": "sample negatives from an earlier snapshot"})
+    snapshot_every: int = field(default=10, metadata={"help": "steps between snapshots of the student"})
+    snapshot_lag: int = field(default=5, metadata={"help": "sample from the snapshot this many snapshots back"})
+    adversarial_temperature: float = field(default=1.5, metadata={"help": "sampling temperature of the snapshot"})
+    adversarial_max_new_tokens: int = field(default=128, metadata={"help": "length of sampled rationales"})
+    adversarial_pool_size: int = field(default=256, metadata={"help": "most recent self-adversarial negatives kept"})
+    adversarial_per_batch: int = field(default=4, metadata={"help": "self-adversarial negatives added per step"})
+    verifier: str = field(default="math", metadata={"help": "labels sampled rationales (only wrong ones are kept)"})
+    max_length: int = field(default=1024, metadata={"help": "truncate prompt+rationale to this many tokens"})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "keep the kind/label columns"})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "logging integrations"})

@@ -1,0 +1,198 @@
+"""Contrastive rationale trainer (QCRD-style) with self-adversarial negatives and an online discriminator."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+
+import datasets
+import torch
+
+from negtune.data.prompts import encode_prompt_completion
+from negtune.losses import contrastive_rationale_loss
+from negtune.losses.logps import shift_for_causal_lm, token_logps
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
+from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
+from negtune.trainers.labeled import labeled_rows
+
+POSITIVE, NEGATIVE, ANSWER = 0, 1, 2
+
+
+class RationaleDiscriminator(torch.nn.Module):
+    """Scores (question, rationale) quality from mean-pooled token embeddings; trained online with BCE."""
+
+    def __init__(self, vocab_size: int, dim: int = 64):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab_size, dim)
+        self.head = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.Tanh(), torch.nn.Linear(dim, 1))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        m = attention_mask.unsqueeze(-1).float()
+        pooled = (self.embed(input_ids) * m).sum(1) / m.sum(1).clamp(min=1)
+        return self.head(pooled).squeeze(-1)
+
+
+def _per_row_nll(logits, labels):
+    logits, labels = shift_for_causal_lm(logits, labels)
+    logps, mask = token_logps(logits, labels)
+    return -logps.sum(-1) / mask.sum(-1).clamp(min=1)
+
+
+class ContrastiveRationaleTrainer(NegtuneTrainer):
+    """``ContrastiveRationaleTrainer(model, args, train_dataset=labeled, processing_class=tok)``.
+
+    The labeled dataset gives positives (label True) and failed rollouts (label False); with an ``answer``
+    column it also gives the gold-answer target ``\\boxed{answer}`` for L_answer.
+    """
+
+    method_name = "contrastive_rationale"
+
+    def __init__(self, model, args: ContrastiveRationaleConfig, train_dataset, processing_class=None,
+                 peft_config=None, **kwargs):
+        if processing_class is None:
+            raise ValueError("ContrastiveRationaleTrainer needs processing_class (the tokenizer)")
+        tok = processing_class
+        rows = labeled_rows(train_dataset)
+        items, answers_done = [], set()
+        self._gold: list[str | None] = []  # per item: the gold answer (verifies self-adversarial samples)
+        for row in rows:
+            gold = str(row["answer"]) if row.get("answer") not in (None, "") else None
+            ids, labels = encode_prompt_completion(tok, row["prompt"], row["completion"], args.max_length)
+            items.append({"input_ids": ids, "labels": labels, "kind": POSITIVE if row["label"] else NEGATIVE})
+            self._gold.append(gold)
+            key = str(row["prompt"])
+            if args.alpha_answer > 0 and gold is not None and key not in answers_done:
+                answers_done.add(key)
+                ids, labels = encode_prompt_completion(tok, row["prompt"], f"\\boxed{{{gold}}}", args.max_length)
+                items.append({"input_ids": ids, "labels": labels, "kind": ANSWER})
+                self._gold.append(gold)
+        for i, item in enumerate(items):
+            item["index"] = i
+            item["prompt_len"] = next((k for k, v in enumerate(item["labels"]) if v != -100), len(item["labels"]))
+        n_pos = sum(x["kind"] == POSITIVE for x in items)
+        n_neg = sum(x["kind"] == NEGATIVE for x in items)
+        self._data_description = f"{n_pos} positive and {n_neg} negative rationales, {len(answers_done)} answers"
+        model = load_for_training(model, peft_config)
+        super().__init__(model=model, args=args, train_dataset=datasets.Dataset.from_list(items),
+                         data_collator=PaddedCollator(tok.pad_token_id), processing_class=tok, **kwargs)
+        self.discriminator = None
+        if args.use_discriminator:
+            self.discriminator = RationaleDiscriminator(len(tok), args.disc_dim).to(self.args.device)
+            self.disc_opt = torch.optim.Adam(self.discriminator.parameters(), lr=args.disc_lr)
+        self._snapshots: deque = deque(maxlen=args.snapshot_lag + 1)
+        self._adversarial: deque = deque(maxlen=args.adversarial_pool_size)
+        self._last_snapshot_step = -1
+        self._rng = random.Random(args.seed)
+
+    # --- self-adversarial negatives -------------------------------------------------------------------
+    def _trainable(self, model):
+        return {n: p for n, p in self.accelerator.unwrap_model(model).named_parameters() if p.requires_grad}
+
+    def _maybe_snapshot_and_sample(self, model, inputs):
+        a, step = self.args, self.state.global_step
+        if not a.self_adversarial or step % a.snapshot_every or step == self._last_snapshot_step:
+            return
+        self._last_snapshot_step = step
+        self._snapshots.append({n: p.detach().cpu().clone() for n, p in self._trainable(model).items()})
+        if len(self._snapshots) == self._snapshots.maxlen:
+            self._sample_from_snapshot(model, inputs, self._snapshots[0])
+
+    @torch.no_grad()
+    def _sample_from_snapshot(self, model, inputs, snapshot):
+        from negtune.rollout.verify_pool import VerifierPool
+
+        a, tok = self.args, self.processing_class
+        params = self._trainable(model)
+        current = {n: p.detach().clone() for n, p in params.items()}
+        rows = [i for i, k in enumerate(inputs["kind"].tolist()) if k != ANSWER]
+        prompts = [inputs["input_ids"][i, : inputs["prompt_len"][i]].tolist() for i in rows]
+        if not prompts:
+            return
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], device=self.args.device)
+        mask = (ids != tok.pad_token_id).long()
+        for i, p in enumerate(prompts):  # the prompt itself may contain the pad id: mask by position
+            mask[i, width - len(p):] = 1
+        unwrapped = self.accelerator.unwrap_model(model)
+        try:
+            for n, p in params.items():
+                p.copy_(snapshot[n].to(p.device))
+            was_training = unwrapped.training
+            unwrapped.eval()
+            out = unwrapped.generate(input_ids=ids, attention_mask=mask, do_sample=True,
+                                     temperature=a.adversarial_temperature, top_k=0, top_p=1.0,
+                                     max_new_tokens=a.adversarial_max_new_tokens, pad_token_id=tok.pad_token_id)
+            unwrapped.train(was_training)
+        finally:
+            for n, p in params.items():
+                p.copy_(current[n])
+        texts = tok.batch_decode(out[:, width:], skip_special_tokens=True)
+        answers = [self._gold[int(inputs["index"][i])] for i in rows]
+        keep = list(range(len(texts)))
+        if a.verifier and all(ans is not None for ans in answers):
+            with VerifierPool(a.verifier, workers=0, timeout=5.0) as pool:
+                verdicts, _ = pool.verify(texts, answers)
+            keep = [k for k, v in enumerate(verdicts) if not v.label]  # a correct sample is no negative
+        for k in keep:
+            completion_ids = tok(texts[k], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            ids_k = (prompts[k] + completion_ids)[: a.max_length]
+            self._adversarial.append((ids_k, ([-100] * len(prompts[k]) + completion_ids)[: a.max_length]))
+        self.record(adversarial_sampled=len(texts), adversarial_kept=len(keep))
+
+    def _adversarial_batch(self, device):
+        if not self._adversarial:
+            return None
+        picked = self._rng.sample(list(self._adversarial), min(self.args.adversarial_per_batch, len(self._adversarial)))
+        collate = PaddedCollator(self.processing_class.pad_token_id)
+        batch = collate([{"input_ids": i, "labels": lab} for i, lab in picked])
+        return {k: v.to(device) for k, v in batch.items()}
+
+    # --- loss ---------------------------------------------------------------------------------------------
+    def _weights(self, inputs, kinds):
+        if self.discriminator is None:
+            return None, None
+        ids, mask = inputs["input_ids"], inputs["attention_mask"]
+        is_rat = kinds != ANSWER
+        target = (kinds == POSITIVE).float()
+        if is_rat.any() and (kinds == POSITIVE).any() and (kinds == NEGATIVE).any():
+            self.discriminator.train()
+            scores = self.discriminator(ids[is_rat], mask[is_rat])
+            d_loss = torch.nn.functional.binary_cross_entropy_with_logits(scores, target[is_rat])
+            self.disc_opt.zero_grad()
+            d_loss.backward()
+            self.disc_opt.step()
+            self.record(discriminator_loss=d_loss)
+        if self.state.global_step < self.args.disc_warmup_steps:
+            return None, None
+        with torch.no_grad():
+            quality = torch.sigmoid(self.discriminator(ids, mask))
+        pos_w, neg_w = quality[kinds == POSITIVE], 1.0 - quality[kinds == NEGATIVE]
+        pos_w = pos_w / pos_w.mean().clamp(min=1e-6) if pos_w.numel() else pos_w
+        neg_w = neg_w / neg_w.mean().clamp(min=1e-6) if neg_w.numel() else neg_w
+        return pos_w, neg_w
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        a = self.args
+        self._maybe_snapshot_and_sample(model, inputs)
+        kinds = inputs["kind"]
+        nll = _per_row_nll(model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits,
+                           inputs["labels"])
+        pos_w, neg_w = self._weights(inputs, kinds)
+        neg_nll = nll[kinds == NEGATIVE]
+        adv = self._adversarial_batch(nll.device)
+        if adv is not None:
+            adv_nll = _per_row_nll(model(input_ids=adv["input_ids"], attention_mask=adv["attention_mask"]).logits,
+                                   adv["labels"])
+            neg_nll = torch.cat([neg_nll, adv_nll])
+            if neg_w is not None:
+                neg_w = torch.cat([neg_w, torch.ones_like(adv_nll)])
+        alpha_neg = a.alpha_neg * a.neg_decay ** math.floor(self.state.epoch or 0)
+        loss, parts = contrastive_rationale_loss(
+            nll[kinds == POSITIVE], neg_nll, nll[kinds == ANSWER], pos_w, neg_w, delta=a.delta,
+            alpha_answer=a.alpha_answer, alpha_pos=a.alpha_pos, alpha_neg=alpha_neg,
+        )
+        self.record(positive_nll=parts["positive"], negative_margin=parts["negative"], answer_nll=parts["answer"],
+                    alpha_neg=alpha_neg)
+        self.check_finite(loss, inputs)
+        return loss

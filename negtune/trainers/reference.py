@@ -1,0 +1,85 @@
+"""Reference log-probs without a second model in memory.
+
+NPO's pi_ref is the model before unlearning, and the forget set does not change, so log pi_ref(y|x) is
+computed once per forget example before training and cached on disk, keyed by a fingerprint of the model
+weights and of the tokenized data. Under LoRA the same numbers come from the base with the adapter
+disabled (which is also how the reference is computed when the model is a PEFT model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from negtune.losses.logps import sequence_logps
+
+
+def model_fingerprint(model) -> str:
+    """Content hash of the weights that define the reference (base weights; LoRA adapters excluded)."""
+    h = hashlib.sha256()
+    named = [(n, p) for n, p in model.named_parameters() if "lora_" not in n]
+    h.update(str(len(named)).encode())
+    for name, param in named[:2] + named[-2:]:  # cheap: ends of the network, full tensors
+        h.update(name.encode())
+        h.update(param.detach().float().cpu().numpy().tobytes())
+    h.update(str(sum(p.numel() for _, p in named)).encode())
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(examples: list[tuple[list[int], list[int]]]) -> str:
+    h = hashlib.sha256()
+    for ids, labels in examples:
+        h.update(json.dumps([ids, labels]).encode())
+    return h.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("NEGTUNE_CACHE", Path.home() / ".cache" / "negtune")) / "ref_logps"
+
+
+@torch.no_grad()
+def compute_reference_logps(model, examples: list[tuple[list[int], list[int]]], pad_token_id: int,
+                            batch_size: int = 8) -> list[float]:
+    """log pi_ref(y|x) (summed over answer tokens) for each (input_ids, labels) example."""
+    adapter_off = model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[float] = []
+    try:
+        with adapter_off:
+            for start in range(0, len(examples), batch_size):
+                chunk = examples[start : start + batch_size]
+                width = max(len(ids) for ids, _ in chunk)
+                ids = torch.tensor([i + [pad_token_id] * (width - len(i)) for i, _ in chunk], device=device)
+                labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk], device=device)
+                mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk], device=device)
+                logits = model(input_ids=ids, attention_mask=mask).logits
+                out.extend(sequence_logps(logits, labels)[0].tolist())
+    finally:
+        model.train(was_training)
+    return out
+
+
+def cached_reference_logps(model, examples, pad_token_id: int, cache_dir: str | Path | None = None,
+                           batch_size: int = 8) -> tuple[list[float], Path, bool]:
+    """Reference log-probs from the cache, or computed and cached. Returns (values, cache file, hit)."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = cache / f"{model_fingerprint(model)}-{data_fingerprint(examples)}.json"
+    if path.exists():
+        values = json.loads(path.read_text())
+        if len(values) == len(examples):
+            return values, path, True
+    values = compute_reference_logps(model, examples, pad_token_id, batch_size)
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    os.replace(tmp, path)
+    return values, path, False

@@ -1,0 +1,46 @@
+"""Configuration of :class:`negtune.trainers.UnlearnTrainer` (GA, GradDiff, NPO, NPO+RT, NPO+KL, SimNPO)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+UNLEARN_METHODS = ("ga", "graddiff", "npo", "npo_rt", "npo_kl", "simnpo")
+NEEDS_RETAIN = ("graddiff", "npo_rt", "npo_kl")
+
+
+@dataclass
+class UnlearnConfig(TrainingArguments):
+    """Unlearning on a forget set, with one retain batch per forget batch (TOFU practice).
+
+    Losses (DESIGN.md §3, ``negtune.losses.npo``), with gamma = ``forget_weight`` and alpha = ``retain_weight``:
+    ``ga``: gamma * L_GA; ``graddiff``: -gamma * NLL_forget + alpha * NLL_retain; ``npo``: gamma * L_NPO;
+    ``npo_rt``: gamma * L_NPO + alpha * NLL_retain; ``npo_kl``: gamma * L_NPO + alpha * KL(pi_ref || pi_theta) on
+    the retain batch; ``simnpo``: gamma * L_SimNPO (+ alpha * NLL_retain when a retain set is given).
+    """
+
+    method: str = field(default="npo", metadata={"help": f"one of {', '.join(UNLEARN_METHODS)}"})
+    beta: float | None = field(
+        default=None,
+        metadata={"help": "inverse temperature; default 0.1 for NPO, 2.5 for SimNPO (TOFU forget05; 4.5 for forget10)"},
+    )
+    forget_weight: float = field(default=1.0, metadata={"help": "gamma: weight of the forget term "
+                                                                 "(open-unlearning SimNPO on TOFU: 0.1375 / 0.125)"})
+    retain_weight: float = field(default=1.0, metadata={"help": "alpha: weight of the retain term"})
+    simnpo_delta: float = field(default=0.0, metadata={"help": "SimNPO's reward margin gamma (0 on TOFU)"})
+    max_length: int = field(default=512, metadata={"help": "truncate prompt+answer to this many tokens"})
+    ref_cache_dir: str | None = field(
+        default=None, metadata={"help": "cache of reference log-probs (default $NEGTUNE_CACHE/ref_logps)"}
+    )
+    remove_unused_columns: bool = field(default=False, metadata={"help": "keep the paired forget/retain columns"})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "logging integrations"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.method not in UNLEARN_METHODS:
+            raise ValueError(f"--method {self.method!r}: expected one of {', '.join(UNLEARN_METHODS)}")
+        if self.beta is None:
+            self.beta = 2.5 if self.method == "simnpo" else 0.1
+        if self.beta <= 0:
+            raise ValueError(f"--beta must be > 0, got {self.beta}")

@@ -1,0 +1,34 @@
+"""Configuration of :class:`negtune.trainers.UnlikelihoodTrainer`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class UnlikelihoodConfig(TrainingArguments):
+    """NLL on positive completions + unlikelihood on negative ones (Welleck et al. 2019; "Don't Say That!").
+
+        L = mean_{positive tokens} NLL + alpha * mean_{negative tokens} -log(1 - p(y-_t | x, y-_<t))
+
+    Optional: token-level repetition UL on positives (``token_ul_alpha``) and sequence-level UL on the
+    model's own greedy continuations (``seq_ul_rate`` of the steps; repeated n-grams pushed down).
+    """
+
+    alpha: float = field(default=1.0, metadata={"help": "weight of the negative-completion UL term"})
+    token_ul_alpha: float = field(default=0.0, metadata={"help": "Welleck token-level UL weight on positives "
+                                                                  "(0 = off; 1.0 in the reference commands)"})
+    seq_ul_rate: float = field(default=0.0, metadata={"help": "fraction of steps that are sequence-level UL "
+                                                               "steps (0 = off; 0.5 in the paper)"})
+    seq_ul_ngram: int = field(default=4, metadata={"help": "n of the repeated n-grams penalised"})
+    seq_ul_max_new_tokens: int = field(default=64, metadata={"help": "length of the greedy continuations"})
+    max_length: int = field(default=1024, metadata={"help": "truncate prompt+completion to this many tokens"})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "keep the label column"})
+    report_to: str | list[str] | None = field(default="none", metadata={"help": "logging integrations"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.seq_ul_rate <= 1:
+            raise ValueError(f"--seq_ul_rate must be in [0, 1], got {self.seq_ul_rate}")

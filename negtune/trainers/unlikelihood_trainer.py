@@ -1,0 +1,102 @@
+"""Unlikelihood trainer: learn from positives, push negatives down, optionally penalise repetition."""
+
+from __future__ import annotations
+
+import random
+
+import datasets
+import torch
+
+from negtune.data.prompts import encode_prompt_completion
+from negtune.losses import negative_unlikelihood_loss, repeat_ngram_mask, token_unlikelihood_loss
+from negtune.losses.logps import shift_for_causal_lm
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
+from negtune.trainers.labeled import labeled_rows
+from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
+
+
+class UnlikelihoodTrainer(NegtuneTrainer):
+    """``UnlikelihoodTrainer(model, args, train_dataset=labeled, processing_class=tok, peft_config=None)``.
+
+    ``train_dataset``: a labeled dataset (``negtune rollout`` output, a path to it, or rows with prompt,
+    completion and a boolean ``label``).
+    """
+
+    method_name = "unlikelihood"
+
+    def __init__(self, model, args: UnlikelihoodConfig, train_dataset, processing_class=None, peft_config=None,
+                 **kwargs):
+        if processing_class is None:
+            raise ValueError("UnlikelihoodTrainer needs processing_class (the tokenizer)")
+        rows = labeled_rows(train_dataset)
+        tok = processing_class
+        encoded = []
+        for i, row in enumerate(rows):
+            ids, labels = encode_prompt_completion(tok, row["prompt"], row["completion"], args.max_length)
+            prompt_len = next((k for k, v in enumerate(labels) if v != -100), len(labels))
+            encoded.append({"index": i, "input_ids": ids, "labels": labels, "is_positive": bool(row["label"]),
+                            "prompt_len": prompt_len})
+        n_pos = sum(r["is_positive"] for r in encoded)
+        self._data_description = f"{n_pos} positive and {len(encoded) - n_pos} negative completions"
+        self._rng = random.Random(args.seed)
+        super().__init__(model=load_for_training(model, peft_config), args=args,
+                         train_dataset=datasets.Dataset.from_list(encoded),
+                         data_collator=PaddedCollator(tok.pad_token_id), processing_class=tok, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        a = self.args
+        if a.seq_ul_rate > 0 and self._rng.random() < a.seq_ul_rate:
+            loss = self._sequence_ul_step(model, inputs)
+            self.check_finite(loss, inputs)
+            return loss
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        logits, labels = shift_for_causal_lm(logits, inputs["labels"])
+        valid = labels != -100
+        pos_rows = inputs["is_positive"].bool().unsqueeze(1)
+        pos_mask, neg_mask = valid & pos_rows, valid & ~pos_rows
+        loss = logits.new_zeros(())
+        if pos_mask.any():
+            if a.token_ul_alpha > 0:
+                pos_loss, pos_nll, tok_ul = token_unlikelihood_loss(logits, labels, pos_mask, a.token_ul_alpha)
+                self.record(token_ul=tok_ul)
+            else:
+                lse = torch.logsumexp(logits.float(), -1)
+                picked = logits.float().gather(-1, labels.masked_fill(~valid, 0).unsqueeze(-1)).squeeze(-1)
+                pos_nll = ((lse - picked) * pos_mask).sum() / pos_mask.sum()
+                pos_loss = pos_nll
+            loss = loss + pos_loss
+            self.record(positive_nll=pos_nll)
+        if neg_mask.any():
+            neg_ul = negative_unlikelihood_loss(logits, labels, neg_mask)
+            loss = loss + a.alpha * neg_ul
+            self.record(negative_ul=neg_ul)
+        self.check_finite(loss, inputs)
+        return loss
+
+    def _sequence_ul_step(self, model, inputs):
+        """Welleck's sequence-level step: greedy continuations of the prompts, repeated n-grams pushed down."""
+        a = self.args
+        prompts = [ids[:n].tolist() for ids, n in zip(inputs["input_ids"], inputs["prompt_len"].tolist())]
+        pad = self.processing_class.pad_token_id
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=inputs["input_ids"].device)
+        mask = (torch.arange(width, device=ids.device)[None] >= torch.tensor(
+            [width - len(p) for p in prompts], device=ids.device)[:, None]).long()
+        unwrapped = self.accelerator.unwrap_model(model)
+        with torch.no_grad():
+            was_training = unwrapped.training
+            unwrapped.eval()
+            out = unwrapped.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad,
+                                     max_new_tokens=a.seq_ul_max_new_tokens)
+            unwrapped.train(was_training)
+        cont = out[:, width:]
+        cont_valid = cont != pad
+        full_mask = torch.cat([mask, cont_valid.long()], dim=1)
+        logits = model(input_ids=out, attention_mask=full_mask).logits[:, width - 1 : -1]
+        rep = repeat_ngram_mask(cont, a.seq_ul_ngram, cont_valid)
+        self.record(seq_ul_repeat_fraction=rep.float().sum() / cont_valid.sum().clamp(min=1))
+        if not rep.any():
+            return logits.sum() * 0.0  # nothing repeated: a zero loss that keeps the graph
+        loss = negative_unlikelihood_loss(logits, cont, rep)
+        self.record(seq_ul=loss)
+        return loss
