@@ -41,3 +41,35 @@ def tiny_model_dir(tmp_path_factory):
     create_tiny_model(out, task="arith", seed=0,
                       warm=WarmStartConfig(time_budget_s=8, eval_every=1000, n_eval=8, target_accuracy=1.0))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_facts_model_dir(tmp_path_factory):
+    """A tiny model fine-tuned on the synthetic TOFU-format set (the analogue of TOFU's fine-tuned model)."""
+    from negtune.models.tiny import create_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny-facts")
+    create_tiny_model(out, task="facts", seed=0, facts_steps=300)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_tofu():
+    from negtune.data.tasks.facts import make_facts
+
+    return make_facts(20, seed=0)
+
+
+@pytest.fixture(scope="session")
+def labeled_rollout(tiny_model_dir, tmp_path_factory):
+    """A small labeled dataset made by the real rollout stage on the tiny arithmetic model."""
+    from negtune.data.io import write_jsonl
+    from negtune.data.tasks import make_arith
+    from negtune.rollout.stage import RolloutConfig, rollout_and_verify
+
+    root = tmp_path_factory.mktemp("rollout")
+    write_jsonl(root / "arith.jsonl", make_arith(8, seed=11))
+    cfg = RolloutConfig(model=str(tiny_model_dir), dataset=str(root / "arith.jsonl"), out=str(root / "out"), n=4,
+                        engine="hf", max_new_tokens=48, verify_workers=0, verifier="math")
+    ds, _ = rollout_and_verify(cfg, progress=False)
+    return ds

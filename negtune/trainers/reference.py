@@ -23,7 +23,10 @@ from negtune.losses.logps import sequence_logps
 def model_fingerprint(model) -> str:
     """Content hash of the weights that define the reference (base weights; LoRA adapters excluded)."""
     h = hashlib.sha256()
-    named = [(n, p) for n, p in model.named_parameters() if "lora_" not in n]
+    # PEFT renames the base weights (base_model.model.<name>, <module>.base_layer.weight): undo that, so a
+    # LoRA-wrapped model and its plain base share one key
+    named = [(n.replace("base_model.model.", "", 1).replace(".base_layer", ""), p)
+             for n, p in model.named_parameters() if "lora_" not in n]
     h.update(str(len(named)).encode())
     for name, param in named[:2] + named[-2:]:  # cheap: ends of the network, full tensors
         h.update(name.encode())

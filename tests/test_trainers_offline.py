@@ -1,0 +1,193 @@
+"""The offline trainers train the tiny model for real: full-parameter and LoRA, outputs, bad input."""
+
+import math
+
+import pytest
+import torch
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+
+from negtune.data.io import DataError
+from negtune.data.prompts import encode_prompt_completion
+from negtune.losses import sequence_logps
+from negtune.trainers import (
+    UNLEARN_METHODS,
+    ContrastiveRationaleConfig,
+    ContrastiveRationaleTrainer,
+    NonFiniteLossError,
+    UnlearnConfig,
+    UnlearnTrainer,
+    UnlikelihoodConfig,
+    UnlikelihoodTrainer,
+)
+
+COMMON = dict(max_steps=2, per_device_train_batch_size=4, learning_rate=1e-3, use_cpu=True, logging_steps=1,
+              save_strategy="no", disable_tqdm=True, report_to="none")
+LORA = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+
+
+def _snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _check_changed(model, before, lora: bool):
+    after = dict(model.named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
+    if lora:
+        assert changed and all("lora_" in n for n in changed), "LoRA: only adapter weights may change"
+        assert any("lora_" in n for n in changed)
+    else:
+        assert len(changed) >= len(before) // 2, "full-parameter: most weights should change"
+
+
+def _train_and_check(trainer, lora, out_dir):
+    before = _snapshot(trainer.model)
+    trainer.train()
+    _check_changed(trainer.model, before, lora)
+    trainer.save_model(str(out_dir))
+    files = {p.name for p in out_dir.iterdir()}
+    assert ("adapter_model.safetensors" in files) if lora else ("model.safetensors" in files)
+    card = (out_dir / "README.md").read_text()
+    assert trainer.method_name in card and "Final metrics" in card and "learning_rate" in card
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+@pytest.mark.parametrize("method", UNLEARN_METHODS)
+def test_unlearn_methods_train(method, lora, tiny_facts_model_dir, synthetic_tofu, tmp_path):
+    tok = AutoTokenizer.from_pretrained(tiny_facts_model_dir)
+    # the whole forget split (20 rows) in one batch, so step 2 sees the rows step 1 pushed down
+    args = UnlearnConfig(output_dir=str(tmp_path / "o"), method=method, ref_cache_dir=str(tmp_path / "c"),
+                         **{**COMMON, "per_device_train_batch_size": 20})
+    trainer = UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=synthetic_tofu["forget10"],
+                             retain_dataset=synthetic_tofu["retain90"], processing_class=tok,
+                             peft_config=LORA if lora else None)
+    _train_and_check(trainer, lora, tmp_path / "saved")
+    logged = trainer.state.log_history[0]
+    assert "forget_nll" in logged
+    if method.startswith("npo"):
+        assert logged["npo_weight_mean"] == pytest.approx(1.0, abs=1e-4)  # pi_theta = pi_ref at step 1
+        assert trainer.state.log_history[1]["npo_weight_mean"] < 1.0
+
+
+def test_reference_cache_and_lora_reference(tiny_facts_model_dir, synthetic_tofu, tmp_path):
+    tok = AutoTokenizer.from_pretrained(tiny_facts_model_dir)
+    args = UnlearnConfig(output_dir=str(tmp_path / "o"), method="npo", ref_cache_dir=str(tmp_path / "c"), **COMMON)
+    first = UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=synthetic_tofu["forget10"],
+                           processing_class=tok)
+    second = UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=synthetic_tofu["forget10"],
+                            processing_class=tok)
+    assert not first.ref_cache_hit and second.ref_cache_hit and first.ref_cache_file == second.ref_cache_file
+    lora = UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=synthetic_tofu["forget10"],
+                          processing_class=tok, peft_config=LORA)
+    assert lora.ref_cache_hit  # same base weights, same data: the adapter does not change the key
+    ref = first.train_dataset["forget_ref_logps"]
+    model = AutoModelForCausalLM.from_pretrained(tiny_facts_model_dir)
+    ids, labels = encode_prompt_completion(tok, synthetic_tofu["forget10"][0]["question"],
+                                           synthetic_tofu["forget10"][0]["answer"], 512)
+    with torch.no_grad():
+        direct = sequence_logps(model(torch.tensor([ids])).logits, torch.tensor([labels]))[0].item()
+    assert ref[0] == pytest.approx(direct, abs=1e-4)
+
+
+def _answer_prob(model, tok, rows):
+    values = []
+    with torch.no_grad():
+        for r in rows:
+            ids, labels = encode_prompt_completion(tok, r["question"], r["answer"])
+            lp, n = sequence_logps(model(torch.tensor([ids])).logits, torch.tensor([labels]))
+            values.append(math.exp(lp.item() / n.item()))
+    return sum(values) / len(values)
+
+
+def test_npo_rt_unlearns_forget_and_keeps_retain(tiny_facts_model_dir, synthetic_tofu, tmp_path):
+    """Synthetic TOFU: forget probability falls by > 30% while retain probability moves < 0.1.
+
+    Measured (lr 5e-4, 10 steps, batch 4): forget 0.986 -> 0.52, retain 0.986 -> 0.96."""
+    tok = AutoTokenizer.from_pretrained(tiny_facts_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_facts_model_dir)
+    forget, retain = synthetic_tofu["forget10"], synthetic_tofu["retain90"]
+    before = _answer_prob(model, tok, forget), _answer_prob(model, tok, retain)
+    assert before[0] > 0.8 and before[1] > 0.8  # the fine-tuned model knows both
+    args = UnlearnConfig(output_dir=str(tmp_path / "o"), method="npo_rt", ref_cache_dir=str(tmp_path / "c"),
+                         **{**COMMON, "max_steps": 10, "learning_rate": 5e-4})
+    UnlearnTrainer(model, args, forget_dataset=forget, retain_dataset=retain, processing_class=tok).train()
+    after = _answer_prob(model, tok, forget), _answer_prob(model, tok, retain)
+    assert after[0] < 0.7 * before[0]
+    assert after[1] > before[1] - 0.1
+
+
+def test_unlikelihood_trains_full_and_lora(tiny_model_dir, labeled_rollout, tmp_path):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert 0 < sum(labeled_rollout["label"]) < len(labeled_rollout)  # positives and negatives
+    for lora in (False, True):
+        args = UnlikelihoodConfig(output_dir=str(tmp_path / f"o{lora}"), token_ul_alpha=1.0, seq_ul_rate=0.5,
+                                  seq_ul_max_new_tokens=16, **{**COMMON, "max_steps": 4})
+        trainer = UnlikelihoodTrainer(str(tiny_model_dir), args, train_dataset=labeled_rollout, processing_class=tok,
+                                      peft_config=LORA if lora else None)
+        _train_and_check(trainer, lora, tmp_path / f"saved{lora}")
+        keys = set().union(*[h.keys() for h in trainer.state.log_history])
+        assert {"negative_ul", "positive_nll"} & keys
+
+
+def test_unlikelihood_pushes_negatives_down(tiny_model_dir, labeled_rollout, tmp_path):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    neg = [r for r in labeled_rollout.to_list() if not r["label"]][:6]
+
+    def neg_logp():
+        with torch.no_grad():
+            total = 0.0
+            for r in neg:
+                ids, labels = encode_prompt_completion(tok, r["prompt"], r["completion"])
+                total += sequence_logps(model(torch.tensor([ids])).logits, torch.tensor([labels]))[0].item()
+        return total
+
+    before = neg_logp()
+    args = UnlikelihoodConfig(output_dir=str(tmp_path / "o"), **{**COMMON, "max_steps": 5})
+    UnlikelihoodTrainer(model, args, train_dataset=neg, processing_class=tok).train()
+    assert neg_logp() < before - 1.0
+
+
+def test_contrastive_trains_with_self_adversarial_negatives(tiny_model_dir, labeled_rollout, tmp_path):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for lora in (False, True):
+        args = ContrastiveRationaleConfig(output_dir=str(tmp_path / f"o{lora}"), snapshot_every=1, snapshot_lag=1,
+                                          disc_warmup_steps=1, adversarial_max_new_tokens=24,
+                                          **{**COMMON, "max_steps": 4, "per_device_train_batch_size": 8})
+        trainer = ContrastiveRationaleTrainer(str(tiny_model_dir), args, train_dataset=labeled_rollout,
+                                              processing_class=tok, peft_config=LORA if lora else None)
+        _train_and_check(trainer, lora, tmp_path / f"saved{lora}")
+        keys = set().union(*[h.keys() for h in trainer.state.log_history])
+        assert {"adversarial_sampled", "negative_margin", "answer_nll", "discriminator_loss"} <= keys
+
+
+def test_bad_input(tiny_facts_model_dir, synthetic_tofu, tmp_path):
+    tok = AutoTokenizer.from_pretrained(tiny_facts_model_dir)
+    args = UnlearnConfig(output_dir=str(tmp_path / "o"), method="npo_rt", ref_cache_dir=str(tmp_path / "c"), **COMMON)
+    with pytest.raises(DataError, match="forget dataset is empty"):
+        UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=[], processing_class=tok)
+    with pytest.raises(DataError, match="method 'npo_rt' needs a retain dataset"):
+        UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=synthetic_tofu["forget10"], processing_class=tok)
+    with pytest.raises(DataError, match="forget dataset, row 0: expected columns question/answer"):
+        UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=[{"q": 1}], processing_class=tok)
+    with pytest.raises(ValueError, match="--method 'npo2'"):
+        UnlearnConfig(output_dir=str(tmp_path), method="npo2")
+    with pytest.raises(DataError, match="row 1, column 'label': expected bool"):
+        UnlikelihoodTrainer(str(tiny_facts_model_dir), UnlikelihoodConfig(output_dir=str(tmp_path / "u"), **COMMON),
+                            train_dataset=[{"prompt": "a", "completion": "b", "label": True},
+                                           {"prompt": "a", "completion": "b", "label": "no"}], processing_class=tok)
+
+
+def test_nan_loss_stops_with_step_batch_and_checkpoint(tiny_facts_model_dir, synthetic_tofu, tmp_path):
+    class PoisonAfterFirstStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            args.forget_weight = float("nan")
+
+    tok = AutoTokenizer.from_pretrained(tiny_facts_model_dir)
+    args = UnlearnConfig(output_dir=str(tmp_path / "o"), method="ga", **{**COMMON, "max_steps": 3,
+                                                                         "save_strategy": "steps", "save_steps": 1})
+    trainer = UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=synthetic_tofu["forget10"],
+                             processing_class=tok, callbacks=[PoisonAfterFirstStep()])
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 2 \(batch rows \[.*\]\).*checkpoint-1"):
+        trainer.train()
+    assert (tmp_path / "o" / "checkpoint-1" / "model.safetensors").exists()
