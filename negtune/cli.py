@@ -113,6 +113,12 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from negtune.train import main as train_main
+
+    return train_main(args.train_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="negtune", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--trust-remote-code", action="store_true", help="run the model repo's own code (off)")
     ro.add_argument("--no-progress", action="store_true")
     ro.set_defaults(func=_cmd_rollout)
+
+    train = sub.add_parser("train", help="train a method: negtune train METHOD --config recipe.yaml [--field value]",
+                           add_help=False)
+    train.add_argument("train_args", nargs=argparse.REMAINDER, help="METHOD and TRL-style arguments")
+    train.set_defaults(func=_cmd_train)
 
     tiny = sub.add_parser("tiny-model", help="build the embedded tiny model (offline tokenizer + Qwen2)")
     tiny.add_argument("--task", default="arith", choices=["arith", "facts"])

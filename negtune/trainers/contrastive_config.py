@@ -20,6 +20,7 @@ class ContrastiveRationaleConfig(TrainingArguments):
     positives up, high-quality (confusable) negatives down.
     """
 
+    method: str = field(default="contrastive", metadata={"help": "fixed: lets a recipe name its method"})
     delta: float = field(default=3.0, metadata={"help": "margin: a negative's NLL is raised up to delta only"})
     alpha_answer: float = field(default=0.5, metadata={"help": "a1: weight of the gold-answer NLL"})
     alpha_pos: float = field(default=0.5, metadata={"help": "a2: weight of the positive-rationale NLL"})
@@ -39,4 +40,8 @@ class ContrastiveRationaleConfig(TrainingArguments):
     verifier: str = field(default="math", metadata={"help": "labels sampled rationales (only wrong ones are kept)"})
     max_length: int = field(default=1024, metadata={"help": "truncate prompt+rationale to this many tokens"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep the kind/label columns"})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "logging integrations"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.method != "contrastive":
+            raise ValueError(f"--method {self.method!r} does not match this config (contrastive)")

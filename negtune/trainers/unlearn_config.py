@@ -34,7 +34,6 @@ class UnlearnConfig(TrainingArguments):
         default=None, metadata={"help": "cache of reference log-probs (default $NEGTUNE_CACHE/ref_logps)"}
     )
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep the paired forget/retain columns"})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "logging integrations"})
 
     def __post_init__(self):
         super().__post_init__()

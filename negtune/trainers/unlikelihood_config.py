@@ -17,6 +17,7 @@ class UnlikelihoodConfig(TrainingArguments):
     model's own greedy continuations (``seq_ul_rate`` of the steps; repeated n-grams pushed down).
     """
 
+    method: str = field(default="unlikelihood", metadata={"help": "fixed: lets a recipe name its method"})
     alpha: float = field(default=1.0, metadata={"help": "weight of the negative-completion UL term"})
     token_ul_alpha: float = field(default=0.0, metadata={"help": "Welleck token-level UL weight on positives "
                                                                   "(0 = off; 1.0 in the reference commands)"})
@@ -26,9 +27,10 @@ class UnlikelihoodConfig(TrainingArguments):
     seq_ul_max_new_tokens: int = field(default=64, metadata={"help": "length of the greedy continuations"})
     max_length: int = field(default=1024, metadata={"help": "truncate prompt+completion to this many tokens"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep the label column"})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "logging integrations"})
 
     def __post_init__(self):
         super().__post_init__()
+        if self.method != "unlikelihood":
+            raise ValueError(f"--method {self.method!r} does not match this config (unlikelihood)")
         if not 0 <= self.seq_ul_rate <= 1:
             raise ValueError(f"--seq_ul_rate must be in [0, 1], got {self.seq_ul_rate}")

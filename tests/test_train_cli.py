@@ -1,0 +1,56 @@
+"""`negtune train` with the tiny recipes (YAML + CLI overrides through TrlParser)."""
+
+from pathlib import Path
+
+import pytest
+
+from negtune.cli import main
+from negtune.data.io import DataError
+from negtune.data.tasks.facts import write_tofu_synthetic
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.mark.parametrize("method", ["ga", "graddiff", "npo", "npo_rt", "npo_kl", "simnpo"])
+def test_unlearn_recipes_run(method, tiny_facts_model_dir, tmp_path):
+    tofu = write_tofu_synthetic(tmp_path / "tofu")
+    out = tmp_path / "out"
+    argv = ["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+            str(tiny_facts_model_dir), "--tofu_root", str(tofu), "--output_dir", str(out), "--max_steps", "2",
+            "--disable_tqdm", "true"]
+    if method == "npo":
+        argv += ["--beta", "0.05"]
+    assert main(argv) == 0
+    card = (out / "README.md").read_text()
+    assert f"`{method}`" in card and "20 forget examples, 180 retain examples" in card
+    if method == "npo":
+        assert (out / "adapter_model.safetensors").exists() and '"beta": 0.05' in card
+    else:
+        assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("method", ["unlikelihood", "contrastive"])
+def test_labeled_recipes_run(method, tiny_model_dir, labeled_rollout, tmp_path):
+    data = tmp_path / "labeled.parquet"
+    labeled_rollout.to_parquet(str(data))
+    out = tmp_path / "out"
+    assert main(["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+                 str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
+                 "--adversarial_max_new_tokens", "8", "--disable_tqdm", "true"]
+                if method == "contrastive" else
+                ["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+                 str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
+                 "--disable_tqdm", "true"]) == 0
+    assert (out / "adapter_model.safetensors").exists()
+
+
+def test_train_cli_errors(tiny_facts_model_dir, tmp_path, capsys):
+    assert main(["train", "npo3", "--output_dir", str(tmp_path)]) == 2
+    assert "unknown method 'npo3'" in capsys.readouterr().err
+    assert main(["train", "npo", "--model_name_or_path", str(tiny_facts_model_dir),
+                 "--output_dir", str(tmp_path), "--use_cpu", "true"]) == 2
+    assert "needs --forget" in capsys.readouterr().err
+    with pytest.raises(DataError, match="which method"):
+        from negtune.train import _split_method
+
+        _split_method(["--output_dir", "x"])
