@@ -8,25 +8,46 @@ A YAML ``--config`` gives defaults; command-line flags override them.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 from negtune.data.io import DataError, read_rows
 from negtune.trainers import (
+    ONLINE_METHODS,
     UNLEARN_METHODS,
     ContrastiveRationaleConfig,
     ContrastiveRationaleTrainer,
+    OfflineNFTConfig,
+    OfflineNFTTrainer,
     UnlearnConfig,
     UnlearnTrainer,
     UnlikelihoodConfig,
     UnlikelihoodTrainer,
 )
+from negtune.trainers.rlvr import CONFIG_CLASSES
 
 METHODS = {**{m: (UnlearnConfig, UnlearnTrainer) for m in UNLEARN_METHODS},
            "unlikelihood": (UnlikelihoodConfig, UnlikelihoodTrainer),
-           "contrastive": (ContrastiveRationaleConfig, ContrastiveRationaleTrainer)}
+           "contrastive": (ContrastiveRationaleConfig, ContrastiveRationaleTrainer),
+           "nft_offline": (OfflineNFTConfig, OfflineNFTTrainer),
+           "rft_offline": (OfflineNFTConfig, OfflineNFTTrainer),
+           **{m: (CONFIG_CLASSES[m], None) for m in ONLINE_METHODS}}
+
+
+@dataclass
+class MethodArguments:
+    """Lets a recipe name its method when the method's config has no ``method`` field."""
+
+    method: str | None = field(default=None, metadata={"help": "the method (also the first CLI word)"})
+
+
+@dataclass
+class LoadArguments:
+    """Model-loading safety switch, for configs that do not carry their own (GRPOConfig does)."""
+
+    trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code"})
 
 
 @dataclass
@@ -41,7 +62,9 @@ class DataArguments:
         "help": "unlearning: a TOFU retain split or file; default the complement of a TOFU forget split"})
     tofu_root: str | None = field(default=None, metadata={
         "help": "folder of TOFU-format json files (default: the shared TOFU folder, else the hub)"})
-    trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code"})
+    verifier: str = field(default="math", metadata={"help": "online RL: the reward (a negtune verifier name)"})
+    template: str = field(default="qwen-math-cot", metadata={"help": "online RL: the prompt template"})
+    limit: int | None = field(default=None, metadata={"help": "online RL: first N prompts of --dataset"})
 
 
 def _split_method(argv: list[str]) -> tuple[str, list[str]]:
@@ -71,11 +94,24 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
         raise DataError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     if not model_args.model_name_or_path:
         raise DataError("--model_name_or_path is required (a hub id or a local model folder)")
-    tok = load_tokenizer(model_args.model_name_or_path, trust_remote_code=data_args.trust_remote_code)
-    model = load_model(model_args.model_name_or_path, dtype=model_args.dtype or "float32",
-                       trust_remote_code=data_args.trust_remote_code)
+    trust = bool(getattr(train_args, "trust_remote_code", False) or getattr(data_args, "trust_remote_code", False))
+    tok = load_tokenizer(model_args.model_name_or_path, trust_remote_code=trust)
+    model = load_model(model_args.model_name_or_path, dtype=model_args.dtype or "float32", trust_remote_code=trust)
     peft_config = get_peft_config(model_args)
     _, trainer_cls = METHODS[method]
+    if method in ONLINE_METHODS:
+        from negtune.trainers import build_online_trainer, prompt_dataset
+
+        if not data_args.dataset:
+            raise DataError(f"method {method!r} needs --dataset (prompts with gold answers: a file, a benchmark "
+                            "name such as gsm8k, or a hub id)")
+        prompts = prompt_dataset(data_args.dataset, data_args.template, data_args.limit)
+        return build_online_trainer(method, model, prompts, tok, args=train_args, verifier=data_args.verifier,
+                                    peft_config=peft_config)
+    if method in ("nft_offline", "rft_offline"):
+        train_args.method = method.split("_")[0]
+        if train_args.method == "rft":
+            train_args.neg_weight = 0.0
     if method in UNLEARN_METHODS:
         from negtune.data.tofu import RETAIN_FOR_FORGET
 
@@ -101,12 +137,29 @@ def main(argv: list[str] | None = None) -> int:
     if method not in METHODS:
         raise DataError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     config_cls, _ = METHODS[method]
-    parser = TrlParser((DataArguments, config_cls, ModelConfig), prog=f"negtune train {method}")
-    rest = [a for a in rest if a != f"--method={method}"]
-    data_args, train_args, model_args = parser.parse_args_and_config(rest)
+    types = [DataArguments, config_cls, ModelConfig]
+    own = {f.name for f in fields(config_cls)}
+    extras = [t for t, name in ((MethodArguments, "method"), (LoadArguments, "trust_remote_code")) if name not in own]
+    parser = TrlParser((*types, *extras), prog=f"negtune train {method}")
+    data_args, train_args, model_args, *extra_args = parser.parse_args_and_config(rest)
+    for extra in extra_args:  # fold the switches into data_args, where build_trainer reads them
+        for f in fields(extra):
+            setattr(data_args, f.name, getattr(extra, f.name))
+    if method in ONLINE_METHODS:
+        from negtune.trainers.rlvr import METHOD_DEFAULTS
+
+        explicit = {a.split("=")[0].lstrip("-").replace("-", "_") for a in rest if a.startswith("--")}
+        for name, value in METHOD_DEFAULTS[method].items():  # the method's defaults unless given explicitly
+            if name not in explicit:
+                setattr(train_args, name, value)
     trainer = build_trainer(method, data_args, train_args, model_args)
     trainer.train(resume_from_checkpoint=train_args.resume_from_checkpoint)
     trainer.save_model(train_args.output_dir)
+    if method in ONLINE_METHODS and trainer.args.should_save:  # TRL's trainers write no card of ours
+        from negtune.trainers.base import write_model_card
+
+        write_model_card(trainer, train_args.output_dir, method,
+                         f"prompts from {data_args.dataset}, rewards from the {data_args.verifier!r} verifier")
     if trainer.is_world_process_zero():
         print(f"saved {'adapter' if peft_enabled(trainer) else 'model'} and model card to {train_args.output_dir}")
     return 0

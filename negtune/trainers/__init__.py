@@ -3,12 +3,21 @@
 from negtune.trainers.base import NegtuneTrainer, NonFiniteLossError
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
 from negtune.trainers.contrastive_trainer import ContrastiveRationaleTrainer
+from negtune.trainers.nft_config import NFTConfig, OfflineNFTConfig
+from negtune.trainers.nft_offline_trainer import OfflineNFTTrainer
+from negtune.trainers.nft_trainer import NFTTrainer
+from negtune.trainers.ngrpo_config import NGRPOConfig
+from negtune.trainers.ngrpo_trainer import NGRPOTrainer
+from negtune.trainers.rewards import VerifierReward, prompt_dataset
+from negtune.trainers.rlvr import ONLINE_METHODS, build_online_trainer, online_config
 from negtune.trainers.unlearn_config import UNLEARN_METHODS, UnlearnConfig
 from negtune.trainers.unlearn_trainer import UnlearnTrainer
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 from negtune.trainers.unlikelihood_trainer import UnlikelihoodTrainer
 
 __all__ = [
-    "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "NegtuneTrainer", "NonFiniteLossError",
-    "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig", "UnlikelihoodTrainer",
+    "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
+    "NGRPOTrainer", "NegtuneTrainer", "NonFiniteLossError", "ONLINE_METHODS", "OfflineNFTConfig",
+    "OfflineNFTTrainer", "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig",
+    "UnlikelihoodTrainer", "VerifierReward", "build_online_trainer", "online_config", "prompt_dataset",
 ]

@@ -110,26 +110,38 @@ class NegtuneTrainer(Trainer):
             self.write_model_card(output_dir or self.args.output_dir)
 
     def write_model_card(self, output_dir: str) -> None:
-        hyper = {f.name: getattr(self.args, f.name) for f in fields(self.args)
-                 if f.name in self.method_fields() or f.name in ("learning_rate", "num_train_epochs", "max_steps",
-                                                                 "per_device_train_batch_size", "seed")}
-        metrics = {k: v for k, v in self._last_logged.items() if k not in ("epoch",)}
-        base = getattr(getattr(self.model, "config", None), "_name_or_path", "unknown")
-        text = "\n".join([
-            f"# {self.method_name} fine-tune (negtune)", "",
-            f"- method: `{self.method_name}`",
-            f"- base model: `{base}`",
-            f"- adapter: {'LoRA (PEFT)' if hasattr(self.model, 'peft_config') else 'none (full-parameter)'}",
-            f"- data: {self._data_description or 'see training arguments'}", "",
-            "## Hyperparameters", "", "```json", json.dumps(hyper, indent=2, default=str), "```", "",
-            "## Final metrics", "", "```json", json.dumps(metrics, indent=2), "```", "",
-        ])
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(output_dir) / "README.md").write_text(text)
+        write_model_card(self, output_dir, self.method_name, self._data_description, self._last_logged)
 
-    def method_fields(self) -> set[str]:
-        base = {f.name for f in fields(TrainingArguments)}
-        return {f.name for f in fields(self.args)} - base
+
+_COMMON_HYPER = ("learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+                 "gradient_accumulation_steps", "seed")
+
+
+def write_model_card(trainer, output_dir: str, method: str, data_description: str = "",
+                     last_logged: dict[str, float] | None = None) -> None:
+    """README.md next to the weights: method, base model, adapter or not, data, hyperparameters, final metrics.
+
+    Hyperparameters are the method's own fields (those its config adds to ``TrainingArguments``) plus the
+    common optimisation ones."""
+    args = trainer.args
+    own = {f.name for f in fields(args)} - {f.name for f in fields(TrainingArguments)}
+    hyper = {f.name: getattr(args, f.name) for f in fields(args) if f.name in own or f.name in _COMMON_HYPER}
+    if last_logged is None:
+        last_logged = next((h for h in reversed(trainer.state.log_history) if "loss" in h), {})
+    metrics = {k: v for k, v in last_logged.items() if k != "epoch"}
+    model = trainer.model
+    base = getattr(getattr(model, "config", None), "_name_or_path", "unknown")
+    text = "\n".join([
+        f"# {method} fine-tune (negtune)", "",
+        f"- method: `{method}`",
+        f"- base model: `{base}`",
+        f"- adapter: {'LoRA (PEFT)' if hasattr(model, 'peft_config') else 'none (full-parameter)'}",
+        f"- data: {data_description or 'see training arguments'}", "",
+        "## Hyperparameters", "", "```json", json.dumps(hyper, indent=2, default=str), "```", "",
+        "## Final metrics", "", "```json", json.dumps(metrics, indent=2, default=str), "```", "",
+    ])
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    (Path(output_dir) / "README.md").write_text(text)
 
 
 def _last_checkpoint(output_dir: str) -> str | None:

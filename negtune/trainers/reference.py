@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from negtune.losses.logps import sequence_logps
+from negtune.losses.logps import sequence_logps, shift_for_causal_lm, token_logps
 
 
 def model_fingerprint(model) -> str:
@@ -48,8 +48,9 @@ def default_cache_dir() -> Path:
 
 @torch.no_grad()
 def compute_reference_logps(model, examples: list[tuple[list[int], list[int]]], pad_token_id: int,
-                            batch_size: int = 8) -> list[float]:
-    """log pi_ref(y|x) (summed over answer tokens) for each (input_ids, labels) example."""
+                            batch_size: int = 8, per_token: bool = False) -> list:
+    """log pi_ref(y|x) (summed over answer tokens) for each (input_ids, labels) example; with ``per_token``,
+    the list of log pi_ref(y_t | ...) aligned with ``labels[1:]`` (0.0 where the label is -100)."""
     adapter_off = model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
     was_training = model.training
     model.eval()
@@ -64,7 +65,11 @@ def compute_reference_logps(model, examples: list[tuple[list[int], list[int]]], 
                 labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk], device=device)
                 mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk], device=device)
                 logits = model(input_ids=ids, attention_mask=mask).logits
-                out.extend(sequence_logps(logits, labels)[0].tolist())
+                if per_token:
+                    tok_logps, _ = token_logps(*shift_for_causal_lm(logits, labels))
+                    out.extend(row[: len(lab) - 1] for row, (_, lab) in zip(tok_logps.tolist(), chunk))
+                else:
+                    out.extend(sequence_logps(logits, labels)[0].tolist())
     finally:
         model.train(was_training)
     return out

@@ -1,0 +1,79 @@
+"""Online NFT: a GRPOTrainer whose policy loss is Negative-aware Fine-Tuning's."""
+
+from __future__ import annotations
+
+import torch
+from trl import GRPOTrainer
+
+from negtune.losses.rlvr import group_pass_rates, nft_prompt_weight, nft_token_loss
+from negtune.trainers.nft_config import NFTConfig
+from negtune.trainers.rlvr_common import GroupRewardsMixin
+
+
+class NFTTrainer(GroupRewardsMixin, GRPOTrainer):
+    """``NFTTrainer(model, reward_funcs=VerifierReward("math"), args=NFTConfig(...), train_dataset=...)``.
+
+    r-hat per group is computed from the gathered rewards *before* TRL shuffles and splits the batch, and
+    travels with each sample (``nft_pass_rate``, ``nft_positive``). ``neg_weight=0`` gives RFT.
+    """
+
+    _homogeneous_note = "NFT drops such groups (drop_homogeneous)"
+
+    def __init__(self, *args, **kwargs):
+        if not isinstance(kwargs.get("args"), NFTConfig):
+            raise TypeError("NFTTrainer needs args=NFTConfig(...)")
+        super().__init__(*args, **kwargs)
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        mode = "train" if self.model.training else "eval"
+        rewards = self._group_rewards()
+        rate = group_pass_rates(rewards, self.num_generations)
+        local = self._process_slice(output["completion_ids"].shape[0])
+        device = output["completion_mask"].device
+        self._log_group_kinds(rewards, mode)
+        output["nft_pass_rate"] = rate[local].to(device)
+        output["nft_positive"] = (torch.nan_to_num(rewards, nan=0.0) > 0.5)[local].to(device)
+        undecided = torch.isnan(rewards)[local].to(device)
+        drop = undecided.clone()
+        if self.args.drop_homogeneous:
+            drop |= ((rate == 0) | (rate == 1))[local].to(device)
+        if drop.any():
+            dropped_tokens = (output["completion_mask"] * drop.unsqueeze(1)).sum()
+            output["completion_mask"] = output["completion_mask"] * (~drop).unsqueeze(1)
+            if "num_items_in_batch" in output:
+                output["num_items_in_batch"] = output["num_items_in_batch"] - self.accelerator.gather(dropped_tokens).sum()
+        self._metrics[mode]["nft/dropped_frac"].append(drop.float().mean().item())
+        return output
+
+    def _compute_loss(self, model, inputs):
+        a = self.args
+        prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]
+        mask = inputs["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([inputs["prompt_mask"], mask], dim=1)
+        logps, _, _ = self._get_per_token_logps_and_entropies(model, input_ids, attention_mask,
+                                                              completion_ids.size(1))
+        old = inputs.get("old_per_token_logps")
+        old = logps.detach() if old is None else old
+        rate = inputs["nft_pass_rate"].clamp(a.pass_rate_min, a.pass_rate_max)
+        per_token = nft_token_loss(logps, old, inputs["nft_positive"], rate, eps=a.nft_eps,
+                                   clip=(a.pass_rate_min, a.pass_rate_max), neg_weight=a.neg_weight)
+        per_token = per_token * nft_prompt_weight(rate, a.prompt_weight).unsqueeze(1)
+        mode = "train" if self.model.training else "eval"
+        accum = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        if self.loss_type == "dr_grpo":
+            loss = (per_token * mask).sum() / (per_token.size(0) * self.max_completion_length) / accum
+        elif self.loss_type == "bnpo":
+            loss = (per_token * mask).sum() / mask.sum().clamp(min=1.0) / accum
+        else:  # dapo: global token mean over the generation batch
+            normalizer = inputs["num_items_in_batch"].clamp(min=1.0) / self.accelerator.num_processes
+            if mode == "train":
+                normalizer = normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            loss = (per_token * mask).sum() / normalizer
+        with torch.no_grad():
+            ratio = torch.exp((logps - old).clamp(max=10.0))
+            m = mask.bool()
+            self._metrics[mode]["nft/ratio_mean"].append(ratio[m].mean().item() if m.any() else 1.0)
+            self._metrics[mode]["nft/positive_frac"].append(inputs["nft_positive"].float().mean().item())
+        return loss
