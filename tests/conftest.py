@@ -68,8 +68,9 @@ def labeled_rollout(tiny_model_dir, tmp_path_factory):
     from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
     root = tmp_path_factory.mktemp("rollout")
-    write_jsonl(root / "arith.jsonl", make_arith(8, seed=11))
-    cfg = RolloutConfig(model=str(tiny_model_dir), dataset=str(root / "arith.jsonl"), out=str(root / "out"), n=4,
+    write_jsonl(root / "arith.jsonl", make_arith(12, seed=11, difficulty=1))
+    cfg = RolloutConfig(model=str(tiny_model_dir), dataset=str(root / "arith.jsonl"), out=str(root / "out"), n=6,
                         engine="hf", max_new_tokens=48, verify_workers=0, verifier="math")
-    ds, _ = rollout_and_verify(cfg, progress=False)
+    ds, stats = rollout_and_verify(cfg, progress=False)
+    assert stats["groups_mixed"] > 0, stats  # the RLVR/negative trainers need groups with both labels
     return ds

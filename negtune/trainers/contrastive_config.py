@@ -37,7 +37,8 @@ class ContrastiveRationaleConfig(TrainingArguments):
     adversarial_max_new_tokens: int = field(default=128, metadata={"help": "length of sampled rationales"})
     adversarial_pool_size: int = field(default=256, metadata={"help": "most recent self-adversarial negatives kept"})
     adversarial_per_batch: int = field(default=4, metadata={"help": "self-adversarial negatives added per step"})
-    verifier: str = field(default="math", metadata={"help": "labels sampled rationales (only wrong ones are kept)"})
+    adversarial_verifier: str = field(default="math", metadata={
+        "help": "labels self-adversarial samples (only wrong ones are kept as negatives)"})
     max_length: int = field(default=1024, metadata={"help": "truncate prompt+rationale to this many tokens"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep the kind/label columns"})
 

@@ -130,8 +130,8 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         texts = tok.batch_decode(out[:, width:], skip_special_tokens=True)
         answers = [self._gold[int(inputs["index"][i])] for i in rows]
         keep = list(range(len(texts)))
-        if a.verifier and all(ans is not None for ans in answers):
-            with VerifierPool(a.verifier, workers=0, timeout=5.0) as pool:
+        if a.adversarial_verifier and all(ans is not None for ans in answers):
+            with VerifierPool(a.adversarial_verifier, workers=0, timeout=5.0) as pool:
                 verdicts, _ = pool.verify(texts, answers)
             keep = [k for k, v in enumerate(verdicts) if not v.label]  # a correct sample is no negative
         for k in keep:
@@ -155,7 +155,7 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
         is_rat = kinds != ANSWER
         target = (kinds == POSITIVE).float()
-        if is_rat.any() and (kinds == POSITIVE).any() and (kinds == NEGATIVE).any():
+        if is_rat.any():
             self.discriminator.train()
             scores = self.discriminator(ids[is_rat], mask[is_rat])
             d_loss = torch.nn.functional.binary_cross_entropy_with_logits(scores, target[is_rat])
