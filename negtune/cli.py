@@ -1,4 +1,5 @@
-"""The ``negtune`` command line: ``data check | data make-arith | data make-tofu | tiny-model | rollout``."""
+"""The ``negtune`` command line: ``data check | data make-arith | data make-tofu | tiny-model | rollout | train |
+loop``."""
 
 from __future__ import annotations
 
@@ -119,6 +120,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return train_main(args.train_args)
 
 
+def _cmd_loop(args: argparse.Namespace) -> int:
+    from negtune.loop import LoopConfig, run_loop
+
+    cfg = LoopConfig(model=args.model, dataset=args.dataset, out=args.out, iterations=args.iterations,
+                     method=args.method, n=args.n, verifier=args.verifier, max_new_tokens=args.max_new_tokens,
+                     temperature=args.temperature, limit=args.limit, seed=args.seed, max_steps=args.max_steps,
+                     learning_rate=args.learning_rate, batch_size=args.batch_size, lora=args.lora,
+                     use_cpu=args.use_cpu)
+    for rec in run_loop(cfg, progress=not args.no_progress):
+        print(f"iteration {rec['iteration']}: rollout pass@1 {rec['rollout_pass@1']:.3f} "
+              f"({rec['groups_mixed']} mixed groups) -> {rec['model']}"
+              + (f" (training skipped: {rec['training_skipped']})" if rec.get("training_skipped") else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="negtune", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -185,6 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
                            add_help=False)
     train.add_argument("train_args", nargs=argparse.REMAINDER, help="METHOD and TRL-style arguments")
     train.set_defaults(func=_cmd_train)
+
+    loop = sub.add_parser("loop", help="iterate rollout -> offline NFT/RFT for K iterations (resumable)")
+    loop.add_argument("--model", required=True)
+    loop.add_argument("--dataset", required=True)
+    loop.add_argument("--out", required=True)
+    loop.add_argument("--iterations", type=int, default=3)
+    loop.add_argument("--method", default="nft", choices=["nft", "rft"])
+    loop.add_argument("--n", type=int, default=8)
+    loop.add_argument("--verifier", default="math")
+    loop.add_argument("--max-new-tokens", type=int, default=512)
+    loop.add_argument("--temperature", type=float, default=1.0)
+    loop.add_argument("--limit", type=int)
+    loop.add_argument("--seed", type=int, default=0)
+    loop.add_argument("--max-steps", type=int, default=50, help="training steps per iteration")
+    loop.add_argument("--learning-rate", type=float, default=1e-5)
+    loop.add_argument("--batch-size", type=int, default=8)
+    loop.add_argument("--lora", action="store_true", help="train a LoRA adapter per iteration (merged after)")
+    loop.add_argument("--use-cpu", action="store_true")
+    loop.add_argument("--no-progress", action="store_true")
+    loop.set_defaults(func=_cmd_loop)
 
     tiny = sub.add_parser("tiny-model", help="build the embedded tiny model (offline tokenizer + Qwen2)")
     tiny.add_argument("--task", default="arith", choices=["arith", "facts"])

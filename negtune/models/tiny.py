@@ -149,6 +149,7 @@ class WarmStartConfig:
     time_budget_s: float = 170.0
     eval_every: int = 100
     target_accuracy: float = 0.3  # stop once greedy accuracy on the held-out problems reaches this
+    max_steps: int | None = None  # a fixed step budget instead (deterministic, whatever the machine load)
     seed: int = 0
     history: list = field(default_factory=list)
 
@@ -177,14 +178,15 @@ def warm_start(model, tokenizer, cfg: WarmStartConfig, progress: Callable[[str],
         opt.zero_grad(set_to_none=True)
         step += 1
         elapsed = time.monotonic() - start
-        if step % cfg.eval_every == 0 or elapsed > cfg.time_budget_s:
+        out_of_steps = cfg.max_steps is not None and step >= cfg.max_steps
+        if step % cfg.eval_every == 0 or elapsed > cfg.time_budget_s or out_of_steps:
             acc = arith_accuracy(model, tokenizer, held_out)
             cfg.history.append({"step": step, "loss": round(loss.item(), 4), "accuracy": acc,
                                 "seconds": round(time.monotonic() - start, 1)})
             if progress:
                 progress(f"step {step}: loss {loss.item():.3f}, greedy accuracy {acc:.0%} "
                          f"({time.monotonic() - start:.0f}s)")
-            if acc >= cfg.target_accuracy or time.monotonic() - start > cfg.time_budget_s:
+            if acc >= cfg.target_accuracy or time.monotonic() - start > cfg.time_budget_s or out_of_steps:
                 return acc
 
 

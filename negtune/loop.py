@@ -1,0 +1,94 @@
+"""The iterative offline loop: rollout -> offline NFT/RFT -> rollout with the new model -> ... for K iterations.
+
+Every iteration keeps its labeled rollout, its trained model (and LoRA adapter), and its stats under
+``OUT/iter-XX``; an iteration is finished once ``iter-XX/DONE.json`` exists, so a rerun of the same command
+resumes where it stopped (the rollout stage inside an iteration resumes shard by shard as well).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from negtune.data.io import DataError
+from negtune.rollout.stage import RolloutConfig, rollout_and_verify
+
+
+@dataclass
+class LoopConfig:
+    model: str
+    dataset: str
+    out: str
+    iterations: int = 3
+    method: str = "nft"  # nft or rft
+    n: int = 8
+    verifier: str = "math"
+    max_new_tokens: int = 512
+    temperature: float = 1.0
+    limit: int | None = None
+    seed: int = 0
+    max_steps: int = 50
+    learning_rate: float = 1e-5
+    batch_size: int = 8
+    lora: bool = False
+    lora_r: int = 16
+    use_cpu: bool = False
+
+
+def _train_iteration(cfg: LoopConfig, model_path: str, rows, out: Path) -> str:
+    from peft import LoraConfig
+    from transformers import AutoTokenizer
+
+    from negtune.trainers import OfflineNFTConfig, OfflineNFTTrainer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    args = OfflineNFTConfig(output_dir=str(out / "train"), method=cfg.method, max_steps=cfg.max_steps,
+                            learning_rate=cfg.learning_rate, per_device_train_batch_size=cfg.batch_size,
+                            seed=cfg.seed, use_cpu=cfg.use_cpu, save_strategy="no", logging_steps=10,
+                            disable_tqdm=True)
+    peft = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules="all-linear",
+                      task_type="CAUSAL_LM") if cfg.lora else None
+    trainer = OfflineNFTTrainer(model_path, args, train_dataset=rows, processing_class=tok, peft_config=peft)
+    trainer.train()
+    model_dir = out / "model"
+    if cfg.lora:  # keep the adapter, and merge it so the next rollout starts from the updated weights
+        trainer.save_model(str(out / "adapter"))
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(model_dir)
+    else:
+        trainer.save_model(str(model_dir))
+    tok.save_pretrained(model_dir)
+    return str(model_dir)
+
+
+def run_loop(cfg: LoopConfig, progress: bool = True) -> list[dict]:
+    """Run or resume the loop; returns one stats dict per iteration (pass@1 of its rollout, etc.)."""
+    if cfg.method not in ("nft", "rft"):
+        raise ValueError(f"--method {cfg.method!r}: expected nft or rft")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    current, history = cfg.model, []
+    for i in range(cfg.iterations):
+        it = out / f"iter-{i:02d}"
+        done = it / "DONE.json"
+        if done.exists():
+            record = json.loads(done.read_text())
+            current = record["model"]
+            history.append(record)
+            continue
+        ro = RolloutConfig(model=current, dataset=cfg.dataset, out=str(it / "rollout"), n=cfg.n,
+                           verifier=cfg.verifier, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                           limit=cfg.limit, seed=cfg.seed + i, engine="hf")
+        ds, stats = rollout_and_verify(ro, progress=progress)
+        try:
+            model_dir, skipped = _train_iteration(cfg, current, ds, it), None
+        except DataError as e:  # e.g. every group all wrong: nothing to learn this round, keep the model
+            model_dir, skipped = current, str(e)
+        record = {"iteration": i, "model": model_dir, "trained_from": current, "training_skipped": skipped,
+                  "rollout_pass@1": stats["pass@1"], f"rollout_pass@{cfg.n}": stats[f"pass@{cfg.n}"],
+                  "groups_mixed": stats["groups_mixed"], "samples": stats["samples"]}
+        done.write_text(json.dumps(record, indent=2))
+        history.append(record)
+        current = model_dir
+    return history

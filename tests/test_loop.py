@@ -1,0 +1,26 @@
+"""The iterative offline loop runs, keeps every iteration, and resumes."""
+
+import json
+
+from negtune.cli import main
+from negtune.data.io import write_jsonl
+from negtune.data.tasks import make_arith
+
+
+def test_loop_two_iterations_and_resume(tiny_model_dir, tmp_path, capsys):
+    write_jsonl(tmp_path / "p.jsonl", make_arith(12, seed=11, difficulty=1))
+    argv = ["loop", "--model", str(tiny_model_dir), "--dataset", str(tmp_path / "p.jsonl"), "--out",
+            str(tmp_path / "loop"), "--iterations", "2", "--method", "rft", "--n", "6", "--max-new-tokens", "64",
+            "--max-steps", "2", "--learning-rate", "1e-3", "--use-cpu", "--no-progress", "--lora"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "iteration 0" in out and "iteration 1" in out
+    first = json.loads((tmp_path / "loop/iter-00/DONE.json").read_text())
+    assert first["training_skipped"] is None and first["model"].endswith("iter-00/model")
+    second = json.loads((tmp_path / "loop/iter-01/DONE.json").read_text())
+    assert second["trained_from"] == first["model"]  # iteration 1 sampled from iteration 0's model
+    assert (tmp_path / "loop/iter-00/adapter/adapter_model.safetensors").exists()
+    assert (tmp_path / "loop/iter-01/model/model.safetensors").exists()
+    mtime = (tmp_path / "loop/iter-01/DONE.json").stat().st_mtime_ns
+    assert main(argv) == 0  # resumes: nothing redone
+    assert (tmp_path / "loop/iter-01/DONE.json").stat().st_mtime_ns == mtime
