@@ -84,7 +84,7 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     from negtune.models.tiny import WarmStartConfig, create_tiny_model
 
     warm = WarmStartConfig(seed=args.seed, difficulty=args.difficulty, time_budget_s=args.time_budget,
-                           target_accuracy=args.target_accuracy)
+                           target_accuracy=args.target_accuracy, max_steps=args.max_steps)
     print(f"building a tiny Qwen2 model for task {args.task!r} in {args.out} ...", flush=True)
     info = create_tiny_model(args.out, task=args.task, seed=args.seed, warm=warm,
                              progress=lambda msg: print("  " + msg, flush=True))
@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--difficulty", type=int, default=2, help="arithmetic difficulty of the warm start")
-    tiny.add_argument("--time-budget", type=float, default=170.0, help="warm-start seconds at most")
+    tiny.add_argument("--time-budget", type=float, default=240.0, help="warm-start seconds at most (a cap)")
+    tiny.add_argument("--max-steps", type=int, default=800, help="warm-start steps at most")
     tiny.add_argument("--target-accuracy", type=float, default=0.3, help="stop the warm start at this accuracy")
     tiny.set_defaults(func=_cmd_tiny_model)
     return parser

@@ -82,9 +82,11 @@ def test_warm_start_lowers_loss_deterministically(tmp_path):
 
 @pytest.mark.slow
 def test_default_warm_start_reaches_partial_accuracy(tmp_path):
-    """The embedded default: 20-60% greedy accuracy within the ~3 minute budget on 2 cores."""
-    info = create_tiny_model(tmp_path / "tiny", task="arith", seed=0)
-    assert info["warm_start_seconds"] <= 200
+    """The embedded default reaches 20-60% greedy accuracy within its step budget (800 steps, which take
+    about 3 minutes on 2 free cores; wall time is not asserted: the time cap is lifted here so that a
+    loaded machine gives the same model)."""
+    info = create_tiny_model(tmp_path / "tiny", task="arith", seed=0, warm=WarmStartConfig(time_budget_s=1e9))
+    assert info["history"][-1]["step"] <= 800
     assert 0.2 <= info["greedy_accuracy"] <= 0.6
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")
     tok = AutoTokenizer.from_pretrained(tmp_path / "tiny")

@@ -34,13 +34,10 @@ def test_labeled_recipes_run(method, tiny_model_dir, labeled_rollout, tmp_path):
     data = tmp_path / "labeled.parquet"
     labeled_rollout.to_parquet(str(data))
     out = tmp_path / "out"
+    extra = ["--adversarial_max_new_tokens", "8"] if method == "contrastive" else []
     assert main(["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
                  str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
-                 "--adversarial_max_new_tokens", "8", "--disable_tqdm", "true"]
-                if method == "contrastive" else
-                ["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
-                 str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
-                 "--disable_tqdm", "true"]) == 0
+                 "--disable_tqdm", "true", *extra]) == 0
     assert (out / "adapter_model.safetensors").exists()
 
 
@@ -54,3 +51,32 @@ def test_train_cli_errors(tiny_facts_model_dir, tmp_path, capsys):
         from negtune.train import _split_method
 
         _split_method(["--output_dir", "x"])
+
+
+@pytest.mark.parametrize("method", ["grpo", "dr_grpo", "ngrpo", "nft", "rft"])
+def test_online_recipes_run(method, tiny_model_dir, tmp_path):
+    from negtune.data.io import write_jsonl
+    from negtune.data.tasks import make_arith
+
+    write_jsonl(tmp_path / "arith.jsonl", make_arith(8, seed=3, difficulty=1))
+    out = tmp_path / "out"
+    assert main(["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+                 str(tiny_model_dir), "--dataset", str(tmp_path / "arith.jsonl"), "--output_dir", str(out),
+                 "--max_steps", "1", "--max_completion_length", "32", "--disable_tqdm", "true"]) == 0
+    card = (out / "README.md").read_text()
+    assert f"`{method}`" in card and (out / "model.safetensors").exists()
+    if method == "ngrpo":
+        assert '"epsilon": 0.16' in card and '"epsilon_high": 0.24' in card
+    if method == "rft":
+        assert '"neg_weight": 0.0' in card
+
+
+@pytest.mark.parametrize("method", ["nft_offline", "rft_offline"])
+def test_offline_nft_recipes_run(method, tiny_model_dir, labeled_rollout, tmp_path):
+    data = tmp_path / "labeled.parquet"
+    labeled_rollout.to_parquet(str(data))
+    out = tmp_path / "out"
+    assert main(["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+                 str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
+                 "--disable_tqdm", "true"]) == 0
+    assert f"`{method.split('_')[0]}`" in (out / "README.md").read_text()
