@@ -108,14 +108,14 @@ def _write_shard(path: Path, rows: list[dict]) -> None:
 
 
 def _label_rows(records: list[dict], prompts: list, completions: list, verdicts: list, cfg: RolloutConfig,
-                shard_seed: int) -> list[dict]:
+                shard_seed: int, engine: str) -> list[dict]:
     rows, k = [], 0
     for rec, prompt, group in zip(records, prompts, completions):
         group_verdicts = verdicts[k : k + len(group)]
         k += len(group)
         rate = sum(v.label for v in group_verdicts) / len(group)
         pid = prompt_id(prompt)
-        meta = json.dumps({"id": rec["id"], "model": cfg.model, "adapter": cfg.adapter, "engine": cfg.engine,
+        meta = json.dumps({"id": rec["id"], "model": cfg.model, "adapter": cfg.adapter, "engine": engine,
                            "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": shard_seed})
         for j, (c, v) in enumerate(zip(group, group_verdicts)):
             row = {"prompt": prompt, "completion": c.text, "prompt_id": pid, "sample_idx": j, "reward": v.reward,
@@ -201,7 +201,7 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
                 answers = [records[i]["answer"] for i in idx for _ in range(sampling.n)]
                 verdicts, vstats = pool.verify([c.text for c in flat], answers)
                 rows = _label_rows([records[i] for i in idx], [prompts[i] for i in idx], completions, verdicts,
-                                   cfg, shard_seed)
+                                   cfg, shard_seed, engine_kind)
                 timing = {"generate_seconds": gen_s, "generated_tokens": sum(len(c.token_ids) for c in flat),
                           "verify": {k2: v for k2, v in asdict(vstats).items() if k2 != "statuses"}}
                 _atomic_write_text(out / f"shard-{k:05d}.stats.json", json.dumps(timing))

@@ -45,11 +45,7 @@ class PaddedCollator:
                 if key.endswith("input_ids"):
                     mask_key = key[: -len("input_ids")] + "attention_mask"
                     batch[mask_key] = torch.tensor([[1] * len(v) + [0] * (width - len(v)) for v in values])
-            elif isinstance(values[0], (int, float, bool)):
-                batch[key] = torch.tensor(values)
-            elif values[0] is None:
-                continue
-            else:
+            elif values[0] is not None:  # scalars per example (index, labels, pass rates)
                 batch[key] = torch.tensor(values)
         return batch
 
