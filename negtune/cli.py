@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--out", required=True)
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--difficulty", type=int, default=2, help="arithmetic difficulty of the warm start")
-    tiny.add_argument("--time-budget", type=float, default=240.0, help="warm-start seconds at most (a cap)")
+    tiny.add_argument("--time-budget", type=float, default=600.0, help="warm-start seconds at most (a cap)")
     tiny.add_argument("--max-steps", type=int, default=800, help="warm-start steps at most")
     tiny.add_argument("--target-accuracy", type=float, default=0.3, help="stop the warm start at this accuracy")
     tiny.set_defaults(func=_cmd_tiny_model)
