@@ -38,11 +38,7 @@ class NFTTrainer(GroupRewardsMixin, GRPOTrainer):
         drop = undecided.clone()
         if self.args.drop_homogeneous:
             drop |= ((rate == 0) | (rate == 1))[local].to(device)
-        if drop.any():
-            dropped_tokens = (output["completion_mask"] * drop.unsqueeze(1)).sum()
-            output["completion_mask"] = output["completion_mask"] * (~drop).unsqueeze(1)
-            if "num_items_in_batch" in output:
-                output["num_items_in_batch"] = output["num_items_in_batch"] - self.accelerator.gather(dropped_tokens).sum()
+        self._drop_rows(output, drop)  # every rank calls it: the token count is gathered across ranks
         self._metrics[mode]["nft/dropped_frac"].append(drop.float().mean().item())
         return output
 

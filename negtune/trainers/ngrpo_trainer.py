@@ -36,9 +36,6 @@ class NGRPOTrainer(GroupRewardsMixin, GRPOTrainer):
         output["advantages"] = advantages[local]
         if self.args.drop_all_correct:
             drop = all_correct.repeat_interleave(self.num_generations)[local].to(output["completion_mask"].device)
-            dropped_tokens = (output["completion_mask"] * drop.unsqueeze(1)).sum()
-            output["completion_mask"] = output["completion_mask"] * (~drop).unsqueeze(1)
-            if "num_items_in_batch" in output:
-                output["num_items_in_batch"] = output["num_items_in_batch"] - self.accelerator.gather(dropped_tokens).sum()
+            self._drop_rows(output, drop)
             self._metrics[mode]["ngrpo/dropped_all_correct"].append(float(drop.sum().item()))
         return output

@@ -33,6 +33,14 @@ class GroupRewardsMixin:
         start = self.accelerator.process_index * n_local
         return slice(start, start + n_local)
 
+    def _drop_rows(self, output: dict, drop: torch.Tensor) -> None:
+        """Take this rank's rows ``drop`` (bool, (B,)) out of the loss: mask their tokens and remove them from
+        the global token count that the ``dapo`` normaliser divides by."""
+        dropped_tokens = (output["completion_mask"] * drop.unsqueeze(1)).sum()
+        output["completion_mask"] = output["completion_mask"] * (~drop).unsqueeze(1)
+        if "num_items_in_batch" in output:
+            output["num_items_in_batch"] = output["num_items_in_batch"] - self.accelerator.gather(dropped_tokens).sum()
+
     def _log_group_kinds(self, rewards: torch.Tensor, mode: str) -> torch.Tensor:
         """Log all-correct / all-wrong / undecided counts; warn on a batch where every group is homogeneous."""
         g = rewards.view(-1, self.num_generations)
