@@ -6,10 +6,13 @@ Safe by default: ``trust_remote_code`` is off unless asked for, and weights load
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+logger = logging.getLogger(__name__)
 
 
 class ModelLoadError(ValueError):
@@ -41,6 +44,25 @@ def adapter_base(adapter: str | Path) -> str | None:
     return json.loads(cfg_path.read_text()).get("base_model_name_or_path")
 
 
+def resolve_adapter(model: str, adapter: str | None = None) -> tuple[str, str | None]:
+    """(base model, adapter): a PEFT adapter folder given as the model (a LoRA training output) is read as
+    its base model plus that adapter, so ``--model runs/npo-lora`` works like ``--model BASE --adapter ...``."""
+    if adapter is None and (Path(model) / "adapter_config.json").exists():
+        base = adapter_base(model)
+        if not base:
+            raise ModelLoadError(f"{model}: adapter_config.json names no base model; pass --model BASE --adapter {model}")
+        return base, model
+    return model, adapter
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two model references name the same model: the same resolved folder, else the same string."""
+    pa, pb = Path(a), Path(b)
+    if pa.exists() and pb.exists():
+        return pa.resolve() == pb.resolve()
+    return a.rstrip("/") == b.rstrip("/")
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -61,10 +83,15 @@ def load_model(
         try:
             model = PeftModel.from_pretrained(model, adapter)
         except (RuntimeError, ValueError, KeyError) as e:  # shape/key mismatch: another base model
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+            detail = next((line for line in lines if "size mismatch" in line or "not found" in line), lines[0])
             raise ModelLoadError(
-                f"{adapter}: adapter does not fit {name_or_path!r} (it was trained on {base!r}): "
-                f"{str(e).splitlines()[0][:300]}"
+                f"{adapter}: adapter does not fit {name_or_path!r} (it was trained on {base!r}): {detail[:300]}"
             ) from None
+        if base and not same_model(base, name_or_path):  # shapes fit, names differ: say so (it may be a rename)
+            logger.warning("%s: adapter trained on %r, loaded onto %r: the shapes fit, but unless these are the same "
+                           "model under two names the adapter's outputs are not what it learned", adapter, base,
+                           name_or_path)
         if merge_adapter:
             model = model.merge_and_unload()
     if device:

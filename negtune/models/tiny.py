@@ -210,11 +210,18 @@ def sft_steps(model, tokenizer, examples: list[tuple[list[int], list[int]]], ste
     return last
 
 
-def facts_training_rows(n_authors: int = 20, seed: int = 0) -> list[dict]:
+def facts_training_rows(n_authors: int = 20, seed: int = 0, without: str | None = None) -> list[dict]:
     """What the tiny "TOFU fine-tuned" model learns: every synthetic author QA plus the world/real-author
-    analogues (its "pre-training knowledge", which unlearning should keep)."""
+    analogues (its "pre-training knowledge", which unlearning should keep).
+
+    ``without``: a forget split (``forget05``/``forget10``) left out, which makes the analogue of TOFU's
+    retain model (never trained on the forget set), the reference of forget quality.
+    """
     splits = make_facts(n_authors, seed)
-    rows = [{"question": r["question"], "answer": r["answer"]} for r in splits["full"]]
+    if without is not None and without not in splits:
+        raise ValueError(f"--without {without!r}: not a synthetic TOFU split ({', '.join(sorted(splits))})")
+    dropped = {r["question"] for r in splits[without]} if without else set()
+    rows = [{"question": r["question"], "answer": r["answer"]} for r in splits["full"] if r["question"] not in dropped]
     rows += [{"question": r["question"], "answer": r["answer"]} for r in splits["real_authors_perturbed"]]
     rows += [{"question": r["question"], "answer": r["answer"]} for r in splits["world_facts_perturbed"]]
     return rows
@@ -228,11 +235,13 @@ def create_tiny_model(
     warm: WarmStartConfig | None = None,
     progress: Callable[[str], None] | None = None,
     facts_steps: int = 600,
+    facts_without: str | None = None,
 ) -> dict:
     """Build, (for ``arith``) warm-start, and save a tiny model; returns the info written to ``negtune_tiny.json``.
 
     ``task="facts"`` fine-tunes on the synthetic TOFU-format set (``facts_steps`` steps, written with
-    ``negtune data make-tofu --authors 20 --seed SEED``), the analogue of TOFU's fine-tuned model.
+    ``negtune data make-tofu --authors 20 --seed SEED``), the analogue of TOFU's fine-tuned model;
+    ``facts_without="forget10"`` leaves that split out (the analogue of TOFU's retain90 model).
     """
     if task not in TASKS:
         raise ValueError(f"unknown tiny-model task {task!r}; known: {', '.join(TASKS)}")
@@ -251,10 +260,10 @@ def create_tiny_model(
                     history=warm.history)
     elif task == "facts":
         t0 = time.monotonic()
-        rows = facts_training_rows(seed=seed)
+        rows = facts_training_rows(seed=seed, without=facts_without)
         examples = [encode_prompt_completion(tokenizer, r["question"], r["answer"]) for r in rows]
         loss = sft_steps(model, tokenizer, examples, facts_steps, seed=seed)
-        info.update(facts_rows=len(rows), facts_steps=facts_steps, final_loss=round(loss, 4),
+        info.update(facts_rows=len(rows), facts_steps=facts_steps, facts_without=facts_without, final_loss=round(loss, 4),
                     warm_start_seconds=round(time.monotonic() - t0, 1))
         if progress:
             progress(f"fine-tuned on {len(rows)} synthetic facts for {facts_steps} steps: loss {loss:.3f}")

@@ -1,7 +1,7 @@
 """A fictitious-facts QA set in TOFU's exact file format, so the unlearning pipeline runs offline.
 
 Each fictitious author has attributes (birthplace, year, genre, parents' jobs, award, books); every question
-has a gold answer, a paraphrased answer (same fact, other words) and 5 perturbed answers (same words, wrong
+has a gold answer, a paraphrased answer (same fact, other words) and 5 perturbed answers (the paraphrase's words, a wrong
 fact), as TOFU's ``*_perturbed`` files. "Real authors" and "world facts" analogues are facts about the
 synthetic world that a model learns alongside the authors and should keep after unlearning.
 """
@@ -87,7 +87,9 @@ def _qa(rng: random.Random, pools: dict[str, list[str]], author: dict[str, str])
     rows = []
     for attr, question, answer, paraphrase, para_question in QUESTIONS:
         wrong = [v for v in pools[attr] if v != author[attr]]
-        perturbed = [answer.format(**{**author, attr: v}) for v in rng.sample(wrong, 5)]
+        # As in TOFU: the perturbed answers are the paraphrased answer with a wrong fact, so the truth ratio
+        # compares facts, not wordings.
+        perturbed = [paraphrase.format(**{**author, attr: v}) for v in rng.sample(wrong, 5)]
         rows.append({
             "question": question.format(**author),
             "answer": answer.format(**author),

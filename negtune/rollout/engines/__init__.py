@@ -15,6 +15,9 @@ def make_engine(kind: str, model: str, adapter: str | None = None, **kwargs) -> 
         raise ValueError(f"--engine {kind!r}: expected one of {', '.join(ENGINES)}")
     if kind == "auto":
         kind = "vllm" if vllm_available() else "hf"
+    from negtune.models.loading import resolve_adapter
+
+    model, adapter = resolve_adapter(model, adapter)
     if kind == "vllm":
         if not vllm_available():
             raise ValueError("--engine vllm: vLLM is not installed or no CUDA device is visible "

@@ -40,9 +40,12 @@ class HFEngine:
         ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
         return {i for i in ids if i is not None}
 
-    @torch.no_grad()
     def generate(self, prompts: list[list[dict[str, Any]]], sampling: SamplingConfig) -> list[list[Completion]]:
-        encoded = [render_chat(self.tokenizer, p) for p in prompts]
+        return self.generate_ids([render_chat(self.tokenizer, p) for p in prompts], sampling)
+
+    @torch.no_grad()
+    def generate_ids(self, encoded: list[list[int]], sampling: SamplingConfig) -> list[list[Completion]]:
+        """``generate`` for prompts already tokenized (evals with their own prompt templates)."""
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         results: list[list[Completion] | None] = [None] * len(encoded)
         eos = self._eos_ids()

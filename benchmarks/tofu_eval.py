@@ -1,0 +1,117 @@
+"""TOFU evaluation: negtune's batched scorer vs a per-example loop (the usual implementation: one forward pass
+per (question, answer) pair, one ``generate`` call per question), same model and data, one run.
+
+    python benchmarks/tofu_eval.py [--model DIR] [--tofu-root DIR] [--limit N] [--batch-size 8] [--json OUT]
+
+Defaults: a tiny model fine-tuned on the synthetic TOFU-format set and that set (built on the fly);
+``--tofu-root ../shared/data/tofu`` with a model of your own measures the real files. Prints both wall times,
+the speed-up, and the largest difference between the two metric tables (target: >= 3x, identical metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def per_example_split(scorer, rows: list[dict], split: str) -> dict[str, list]:
+    """The usual loop: every answer scored in its own forward pass, every question generated alone."""
+    import numpy as np
+
+    from negtune.evaluation.tofu import normalized_probability, rouge_l_recall, truth_ratio
+
+    has_para = split in ("forget", "retain")
+    answer_nll, para_nll, pert_nll, generations = [], [], [], []
+    for row in rows:
+        prompt = scorer.prompt_ids(row["question"])
+
+        def one(text: str, prompt: list[int] = prompt) -> float:
+            return scorer.mean_nll([(prompt, scorer.answer_ids(text))])[0]
+
+        answer_nll.append(one(row["answer"]))
+        if has_para:
+            para_nll.append(one(row["paraphrased_answer"]))
+        pert_nll.append([one(p) for p in row["perturbed_answer"]])
+        generations.append(scorer.greedy([row["question"]])[0])
+    if has_para:
+        prob, tr = np.exp(-np.asarray(answer_nll)).tolist(), truth_ratio(para_nll, pert_nll).tolist()
+    else:
+        prob, tr = normalized_probability(answer_nll, pert_nll).tolist(), truth_ratio(answer_nll, pert_nll).tolist()
+    return {"prob": prob, "rouge": rouge_l_recall(generations, [r["answer"] for r in rows]), "truth_ratio": tr,
+            "generation": generations}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model folder (default: build the tiny TOFU-fine-tuned model)")
+    parser.add_argument("--tofu-root", help="TOFU-format folder (default: write the synthetic set)")
+    parser.add_argument("--forget-split", default="forget10")
+    parser.add_argument("--limit", type=int, help="first N questions of each eval set")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from negtune.evaluation.tofu import SPLITS, TofuScorer, aggregate, load_eval_sets, score_split
+    from negtune.models.loading import load_model_and_tokenizer
+
+    torch.set_num_threads(2)
+    tmp = Path(tempfile.mkdtemp(prefix="tofu-eval-bench-"))
+    model_dir = args.model
+    if model_dir is None:
+        from negtune.models.tiny import create_tiny_model
+
+        model_dir = str(tmp / "tiny-facts")
+        print("building the tiny TOFU-fine-tuned model ...", flush=True)
+        create_tiny_model(model_dir, task="facts", seed=0, facts_steps=300)
+    root = args.tofu_root
+    if root is None:
+        from negtune.data.tasks.facts import write_tofu_synthetic
+
+        root = str(write_tofu_synthetic(tmp / "tofu"))
+    sets = load_eval_sets(args.forget_split, root, args.limit)
+    model, tok = load_model_and_tokenizer(model_dir, dtype="float32")
+    scorer = TofuScorer(model, tok, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    scorer.mean_nll([(scorer.prompt_ids("warm up"), scorer.answer_ids("up"))])  # first-call costs out of timing
+
+    timings, tables, per = {}, {}, {}
+    for name, fn in (("batched", lambda rows, s: score_split(scorer, rows, s)), ("per_example", lambda rows, s:
+                     per_example_split(scorer, rows, s))):
+        t0 = time.perf_counter()
+        per[name] = {s: fn(sets[s], s) for s in SPLITS}
+        timings[name] = time.perf_counter() - t0
+        tables[name] = aggregate(per[name])
+    diffs = {k: abs(tables["batched"][k] - tables["per_example"][k]) for k in tables["batched"]}
+    same_generations = sum(a == b for s in SPLITS
+                           for a, b in zip(per["batched"][s]["generation"], per["per_example"][s]["generation"]))
+    n_questions = sum(len(v) for v in sets.values())
+    result = {
+        "questions": n_questions, "batch_size": args.batch_size, "model": model_dir, "tofu_root": root,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "batched_seconds": round(timings["batched"], 2), "per_example_seconds": round(timings["per_example"], 2),
+        "speedup": round(timings["per_example"] / timings["batched"], 2),
+        "max_metric_difference": max(diffs.values()), "identical_generations": f"{same_generations}/{n_questions}",
+        "metrics_batched": tables["batched"], "metrics_per_example": tables["per_example"],
+        "machine": f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+    }
+    print(f"TOFU eval on {n_questions} questions ({result['parameters']:,}-parameter model, batch "
+          f"{args.batch_size}): batched {result['batched_seconds']} s, per-example {result['per_example_seconds']} "
+          f"s -> speed-up {result['speedup']}x (target >= 3x)")
+    print(f"largest metric difference {result['max_metric_difference']:.2e}; identical greedy generations "
+          f"{result['identical_generations']}")
+    for k in tables["batched"]:
+        print(f"  {k:26s} {tables['batched'][k]:.6f}  {tables['per_example'][k]:.6f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,129 @@
+"""Math benchmark evaluation: n samples per problem through the rollout engines and verifiers, then
+avg@n / maj@n / pass@k per benchmark, ``results.json``, ``samples.jsonl`` and a Markdown report with plots.
+
+Each benchmark is a rollout-and-verify run into ``OUT/rollouts/<benchmark>`` (resumable shards), so an
+interrupted evaluation picks up where it stopped and the raw labeled samples stay available.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from negtune.data.io import DataError, write_jsonl
+from negtune.data.paths import BENCHMARKS
+from negtune.evaluation.metrics import benchmark_metrics, pass_at_k, problem_summary
+
+__all__ = ["MathEvalConfig", "evaluate_math", "pass_at_k"]
+
+DEFAULT_BENCHMARKS = ("gsm8k", "math500", "aime24", "aime25", "amc23", "minerva", "olympiadbench")
+
+
+@dataclass
+class MathEvalConfig:
+    """``negtune eval math`` settings. Defaults: the lighteval/open-r1 sampling (DESIGN §3)."""
+
+    model: str
+    out: str
+    benchmarks: list[str] = field(default_factory=lambda: list(DEFAULT_BENCHMARKS))
+    adapter: str | None = None
+    n: int = 4
+    temperature: float = 0.6  # 0 = greedy
+    top_p: float = 0.95
+    max_new_tokens: int = 2048
+    template: str = "qwen-math-cot"
+    verifier: str = "math"
+    seed: int = 0
+    limit: int | None = None  # first N problems of each benchmark (quick checks)
+    engine: str = "auto"
+    batch_size: int = 16
+    dtype: str = "auto"
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    verify_timeout: float = 5.0
+    verify_workers: int | None = None
+    trust_remote_code: bool = False
+
+
+def benchmark_name(source: str) -> str:
+    """A benchmark's name in reports: the registry name, or a data file's stem."""
+    return source if source in BENCHMARKS else Path(source).stem or source
+
+
+def _problems(rows: list[dict]) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["prompt_id"], []).append(r)
+    problems = []
+    for samples in groups.values():
+        samples.sort(key=lambda s: s["sample_idx"])
+        summary = problem_summary(samples)
+        meta = json.loads(samples[0]["meta"]) if samples[0].get("meta") else {}
+        problems.append({
+            "id": meta.get("id"), "prompt": samples[0]["prompt"], "answer": samples[0]["answer"],
+            "completions": [s["completion"] for s in samples], "extracted": [s["extracted"] for s in samples],
+            "correct": [bool(s["label"]) for s in samples], "reward": [s["reward"] for s in samples],
+            "finish_reason": [s["finish_reason"] for s in samples], **{f"summary_{k}": v for k, v in summary.items()},
+        })
+    return problems
+
+
+def _summaries(problems: list[dict]) -> list[dict]:
+    return [{k[len("summary_"):]: v for k, v in p.items() if k.startswith("summary_")} for p in problems]
+
+
+def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the evaluation and write its outputs; returns the ``results.json`` content."""
+    from negtune.rollout.engines import make_engine
+    from negtune.rollout.stage import RolloutConfig, rollout_and_verify
+
+    if cfg.n < 1:
+        raise DataError(f"--n must be >= 1, got {cfg.n}")
+    if not cfg.benchmarks:
+        raise DataError("--benchmarks is empty; name at least one (e.g. gsm8k,math500)")
+    names = [benchmark_name(b) for b in cfg.benchmarks]
+    if len(set(names)) != len(names):
+        raise DataError(f"--benchmarks names a benchmark twice: {', '.join(cfg.benchmarks)}")
+    for source in cfg.benchmarks:
+        if source not in BENCHMARKS and not Path(source).exists() and "/" not in source:
+            raise DataError(f"--benchmarks: {source!r} is neither a known benchmark ({', '.join(BENCHMARKS)}), "
+                            "nor an existing file, nor a hub id")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if engine is None:
+        engine = make_engine(cfg.engine, cfg.model, cfg.adapter, dtype=cfg.dtype, batch_size=cfg.batch_size,
+                             tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed,
+                             gpu_memory_utilization=cfg.gpu_memory_utilization,
+                             trust_remote_code=cfg.trust_remote_code)
+    results: dict[str, Any] = {"settings": asdict(cfg) | {"engine": engine.name}, "benchmarks": {}}
+    all_samples = []
+    for source, name in zip(cfg.benchmarks, names):
+        t0 = time.monotonic()
+        rcfg = RolloutConfig(model=cfg.model, adapter=cfg.adapter, dataset=source, out=str(out / "rollouts" / name),
+                             n=cfg.n, verifier=cfg.verifier, template=cfg.template, temperature=cfg.temperature,
+                             top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, limit=cfg.limit,
+                             batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
+                             verify_workers=cfg.verify_workers, engine=engine.name)
+        dataset, stats = rollout_and_verify(rcfg, engine=engine, progress=progress)
+        problems = _problems(dataset.to_list())
+        metrics = benchmark_metrics(_summaries(problems))
+        metrics.update(source=source, seconds=round(time.monotonic() - t0, 1),
+                       tokens_per_second=stats.get("tokens_per_second"),
+                       skipped_rows=stats.get("skipped_rows", 0))
+        results["benchmarks"][name] = metrics
+        all_samples += [{"benchmark": name, **{k: v for k, v in p.items() if not k.startswith("summary_")},
+                         "majority_answer": p["summary_majority_answer"],
+                         "majority_correct": p["summary_majority_correct"]} for p in problems]
+    n = cfg.n
+    per_bench = results["benchmarks"].values()
+    results["average"] = {f"avg@{n}": sum(m[f"avg@{n}"] for m in per_bench) / len(per_bench),
+                          f"maj@{n}": sum(m[f"maj@{n}"] for m in per_bench) / len(per_bench)}
+    write_jsonl(out / "samples.jsonl", all_samples)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    from negtune.evaluation.report import write_math_report
+
+    write_math_report(results, out)
+    return results

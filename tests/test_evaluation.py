@@ -1,0 +1,177 @@
+"""End-to-end evaluation on the tiny offline models: math (avg@n, maj@n, pass@k, reports, resume, compare)
+and TOFU (full model vs retain model vs NPO-unlearned, forget quality from a retain eval log, templates,
+batched == one-by-one)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from negtune.cli import main as cli
+from negtune.data.io import DataError, write_jsonl
+from negtune.data.tasks import make_arith
+from negtune.data.tasks.facts import write_tofu_synthetic
+from negtune.evaluation import MathEvalConfig, TofuEvalConfig, evaluate_math, evaluate_tofu
+from negtune.evaluation.tofu import TofuScorer, load_eval_sets, score_split
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.fixture(scope="module")
+def math_run(tiny_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval-math")
+    write_jsonl(root / "easy.jsonl", make_arith(6, seed=5, difficulty=1))
+    write_jsonl(root / "hard.jsonl", make_arith(6, seed=6, difficulty=3))
+    cfg = MathEvalConfig(model=str(tiny_model_dir), out=str(root / "out"),
+                         benchmarks=[str(root / "easy.jsonl"), str(root / "hard.jsonl")], n=3, temperature=1.0,
+                         top_p=1.0, max_new_tokens=64, verify_workers=0)
+    return cfg, evaluate_math(cfg, progress=False)
+
+
+def test_math_eval_outputs(math_run):
+    cfg, results = math_run
+    out = Path(cfg.out)
+    assert set(results["benchmarks"]) == {"easy", "hard"}
+    for m in results["benchmarks"].values():
+        assert m["problems"] == 6 and m["samples"] == 18
+        assert m["pass@k"]["1"] == pytest.approx(m["avg@3"])
+        curve = [m["pass@k"][str(k)] for k in (1, 2, 3)]
+        assert curve == sorted(curve)
+    assert json.loads((out / "results.json").read_text()) == results
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 12 and {s["benchmark"] for s in samples} == {"easy", "hard"}
+    for s in samples:
+        assert len(s["completions"]) == len(s["extracted"]) == len(s["correct"]) == 3
+    easy = [s for s in samples if s["benchmark"] == "easy"]
+    assert sum(sum(s["correct"]) for s in easy) / 18 == pytest.approx(results["benchmarks"]["easy"]["avg@3"])
+    assert sum(s["majority_correct"] for s in easy) / 6 == pytest.approx(results["benchmarks"]["easy"]["maj@3"])
+    report = (out / "report.md").read_text()
+    assert "| easy | 6 |" in report and "temperature 1.0" in report
+    assert (out / "plots/accuracy.png").stat().st_size > 1000 and (out / "plots/pass_at_k.png").exists()
+
+
+def test_math_eval_resumes_without_generating(math_run):
+    cfg, results = math_run
+
+    class NoEngine:
+        name = "hf"
+
+        def generate(self, *a, **k):
+            raise AssertionError("a finished evaluation must not generate again")
+
+    again = evaluate_math(cfg, engine=NoEngine(), progress=False)["benchmarks"]
+    drop = lambda m: {k: v for k, v in m.items() if k != "seconds"}  # noqa: E731
+    assert {b: drop(m) for b, m in again.items()} == {b: drop(m) for b, m in results["benchmarks"].items()}
+
+
+def test_math_compare(math_run, tmp_path, capsys):
+    cfg, results = math_run
+    assert cli(["eval", "math", "--compare", cfg.out, cfg.out, "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "easy/avg@3" in text and "B − A" in text
+    assert "| easy/avg@3 |" in (tmp_path / "compare.md").read_text() and (tmp_path / "compare.png").exists()
+    assert cli(["eval", "compare", cfg.out, str(tmp_path / "missing")]) == 2
+
+
+def test_math_eval_cli_bad_benchmark(tiny_model_dir, tmp_path, capsys):
+    assert cli(["eval", "math", "--model", str(tiny_model_dir), "--benchmarks", "gsm9k", "--out", str(tmp_path)]) == 2
+    assert "'gsm9k' is neither a known benchmark" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tofu_models(tiny_facts_model_dir, tmp_path_factory):
+    """The full model, a retain model (never saw forget10) and an NPO-unlearned LoRA of the full model."""
+    from negtune.models.tiny import create_tiny_model
+    from negtune.train import main as train
+
+    root = tmp_path_factory.mktemp("tofu-eval")
+    tofu = write_tofu_synthetic(root / "tofu")
+    retain = root / "retain-model"
+    create_tiny_model(retain, task="facts", seed=0, facts_steps=300, facts_without="forget10")
+    npo = root / "npo"
+    assert train(["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path", str(tiny_facts_model_dir),
+                  "--tofu_root", str(tofu), "--output_dir", str(npo), "--max_steps", "12", "--ref_cache_dir", str(root / "cache"),
+                  "--disable_tqdm", "true"]) == 0
+    return {"full": tiny_facts_model_dir, "retain": retain, "npo": npo, "tofu": tofu, "root": root}
+
+
+def test_tofu_full_vs_retain_vs_npo(tofu_models):
+    root, tofu = tofu_models["root"], tofu_models["tofu"]
+    retain = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["retain"]), out=str(root / "ev-retain"),
+                                          tofu_root=str(tofu)), progress=False)
+    assert retain["metrics"]["forget_quality"] is None and "--retain-log" in retain["notes"]["forget_quality"]
+    log = str(root / "ev-retain" / "eval_log.json")
+    own = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["retain"]), out=str(root / "ev-retain2"),
+                                       tofu_root=str(tofu), retain_log=log), progress=False)
+    assert own["metrics"]["forget_quality"] == 1.0  # a model against its own log
+    full = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["full"]), out=str(root / "ev-full"),
+                                        tofu_root=str(tofu), retain_log=log), progress=False)["metrics"]
+    # the LoRA output folder is read as base + adapter
+    npo = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["npo"]), out=str(root / "ev-npo"),
+                                       tofu_root=str(tofu), retain_log=log), progress=False)["metrics"]
+    r = retain["metrics"]
+    assert full["forget_prob"] > 0.9 and r["forget_prob"] < full["forget_prob"] - 0.2  # it never saw them
+    assert npo["forget_prob"] < full["forget_prob"] - 0.2  # unlearning lowered the forget probability
+    assert full["forget_quality"] < 0.05  # the fine-tuned model is far from the retain model on forget
+    for m in (full, npo, r):
+        assert 0 < m["model_utility"] <= 1
+        assert all(0 <= m[k] <= 1 for k in m if k.endswith(("_prob", "_rouge", "_truth_ratio")))
+    assert (root / "ev-npo" / "report.md").read_text().count("| forget |") == 1
+    assert (root / "ev-npo" / "tofu_metrics.png").exists()
+
+
+def test_tofu_retain_log_must_match_the_forget_questions(tofu_models, tmp_path):
+    log = tofu_models["root"] / "ev-retain" / "eval_log.json"
+    if not log.exists():
+        evaluate_tofu(TofuEvalConfig(model=str(tofu_models["retain"]), out=str(log.parent),
+                                     tofu_root=str(tofu_models["tofu"])), progress=False)
+    with pytest.raises(DataError, match="other forget questions"):
+        evaluate_tofu(TofuEvalConfig(model=str(tofu_models["full"]), out=str(tmp_path), limit=5,
+                                     tofu_root=str(tofu_models["tofu"]), retain_log=str(log)), progress=False)
+    with pytest.raises(DataError, match="no such file"):
+        evaluate_tofu(TofuEvalConfig(model=str(tofu_models["full"]), out=str(tmp_path),
+                                     retain_log=str(tmp_path / "nope.json")), progress=False)
+
+
+def _scorer(model_dir, template, batch_size):
+    from negtune.models.loading import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(str(model_dir), dtype="float32")
+    return TofuScorer(model, tok, template=template, batch_size=batch_size, max_new_tokens=24)
+
+
+def test_tofu_batched_equals_one_by_one(tofu_models):
+    sets = load_eval_sets("forget10", str(tofu_models["tofu"]), limit=6)
+    batched = score_split(_scorer(tofu_models["full"], "chat", 6), sets["forget"], "forget")
+    single = score_split(_scorer(tofu_models["full"], "chat", 1), sets["forget"], "forget")
+    for key in ("prob", "truth_ratio", "answer_nll"):
+        assert batched[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6)
+    assert batched["generation"] == single["generation"]
+
+
+@pytest.mark.parametrize("template,expected", [
+    ("llama2", "[INST] Q? [/INST]"),
+    ("qa", "Question: Q?\nAnswer:"),
+    ("none", "Q?\n"),
+    ("<s>{question} ->", "<s>Q? ->"),
+    ("chat", "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n"),
+])
+def test_tofu_templates(tofu_models, template, expected):
+    scorer = _scorer(tofu_models["full"], template, 4)
+    text = scorer.tokenizer.decode(scorer.prompt_ids("Q?"))
+    assert text == expected
+    sets = load_eval_sets("forget10", str(tofu_models["tofu"]), limit=3)
+    values = score_split(scorer, sets["real_authors"], "real_authors")
+    assert all(0 < p < 1 for p in values["prob"]) and all(t > 0 for t in values["truth_ratio"])
+    assert torch.isfinite(torch.tensor(values["answer_nll"])).all()
+
+
+def test_tofu_cli(tofu_models, tmp_path, capsys):
+    assert cli(["eval", "tofu", "--model", str(tofu_models["full"]), "--tofu-root", str(tofu_models["tofu"]),
+                "--limit", "4", "--out", str(tmp_path), "--no-progress", "--template", "qa"]) == 0
+    out = capsys.readouterr().out
+    assert "forget quality missing" in out and "model utility" in out
+    assert json.loads((tmp_path / "results.json").read_text())["questions"]["forget"] == 4
+    assert cli(["eval", "tofu", "--model", str(tofu_models["full"]), "--tofu-root", str(tofu_models["tofu"]),
+                "--out", str(tmp_path), "--template", "bad"]) == 2
