@@ -49,10 +49,14 @@ def per_example_split(scorer, rows: list[dict], split: str) -> dict[str, list]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model folder (default: build the tiny TOFU-fine-tuned model)")
+    parser.add_argument("--hidden", type=int, help="instead: a randomly initialised Qwen2 of this width (with "
+                        "--layers), so compute, not Python overhead, dominates; its answers run to --max-new-tokens")
+    parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--tofu-root", help="TOFU-format folder (default: write the synthetic set)")
     parser.add_argument("--forget-split", default="forget10")
     parser.add_argument("--limit", type=int, help="first N questions of each eval set")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="questions per forward pass")
+    parser.add_argument("--generation-batch-size", type=int, default=32, help="questions per generate call")
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
@@ -65,6 +69,15 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(2)
     tmp = Path(tempfile.mkdtemp(prefix="tofu-eval-bench-"))
     model_dir = args.model
+    if model_dir is None and args.hidden:
+        from negtune.models.tiny import TinySize, build_model, task_corpus, train_tokenizer
+
+        model_dir = str(tmp / f"qwen2-h{args.hidden}-l{args.layers}")
+        tok = train_tokenizer(task_corpus(0))
+        heads = max(1, args.hidden // 64)
+        build_model(tok, TinySize(hidden_size=args.hidden, num_hidden_layers=args.layers, num_attention_heads=heads,
+                                  num_key_value_heads=heads, intermediate_size=3 * args.hidden)).save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
     if model_dir is None:
         from negtune.models.tiny import create_tiny_model
 
@@ -78,7 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
         root = str(write_tofu_synthetic(tmp / "tofu"))
     sets = load_eval_sets(args.forget_split, root, args.limit)
     model, tok = load_model_and_tokenizer(model_dir, dtype="float32")
-    scorer = TofuScorer(model, tok, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    scorer = TofuScorer(model, tok, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                        generation_batch_size=args.generation_batch_size)
     scorer.mean_nll([(scorer.prompt_ids("warm up"), scorer.answer_ids("up"))])  # first-call costs out of timing
 
     timings, tables, per = {}, {}, {}
@@ -93,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
                            for a, b in zip(per["batched"][s]["generation"], per["per_example"][s]["generation"]))
     n_questions = sum(len(v) for v in sets.values())
     result = {
-        "questions": n_questions, "batch_size": args.batch_size, "model": model_dir, "tofu_root": root,
+        "questions": n_questions, "batch_size": args.batch_size, "generation_batch_size": args.generation_batch_size, "model": model_dir, "tofu_root": root,
         "parameters": sum(p.numel() for p in model.parameters()),
         "batched_seconds": round(timings["batched"], 2), "per_example_seconds": round(timings["per_example"], 2),
         "speedup": round(timings["per_example"] / timings["batched"], 2),

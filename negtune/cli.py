@@ -1,5 +1,5 @@
 """The ``negtune`` command line: ``data check | data make-arith | data make-tofu | tiny-model | rollout | train |
-loop``."""
+loop | eval math | eval tofu | eval compare | demo | bench``."""
 
 from __future__ import annotations
 
@@ -86,8 +86,8 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     warm = WarmStartConfig(seed=args.seed, difficulty=args.difficulty, time_budget_s=args.time_budget,
                            target_accuracy=args.target_accuracy, max_steps=args.max_steps)
     print(f"building a tiny Qwen2 model for task {args.task!r} in {args.out} ...", flush=True)
-    info = create_tiny_model(args.out, task=args.task, seed=args.seed, warm=warm,
-                             progress=lambda msg: print("  " + msg, flush=True))
+    info = create_tiny_model(args.out, task=args.task, seed=args.seed, warm=warm, facts_steps=args.facts_steps,
+                             facts_without=args.without, progress=lambda msg: print("  " + msg, flush=True))
     print(f"saved {info['parameters']:,} parameters, vocab {info['vocab_size']} to {args.out}")
     if "greedy_accuracy" in info:
         print(f"warm start: greedy accuracy {info['greedy_accuracy']:.1%} on held-out arithmetic problems "
@@ -133,6 +133,129 @@ def _cmd_loop(args: argparse.Namespace) -> int:
               f"({rec['groups_mixed']} mixed groups) -> {rec['model']}"
               + (f" (training skipped: {rec['training_skipped']})" if rec.get("training_skipped") else ""))
     return 0
+
+
+def _cmd_eval_math(args: argparse.Namespace) -> int:
+    from negtune.evaluation.report import compare_runs
+
+    if args.compare:
+        print(compare_runs(args.compare[0], args.compare[1], args.out))
+        return 0
+    if not args.model or not args.out:
+        raise DataError("negtune eval math: --model and --out are required (or --compare DIR1 DIR2)")
+    from negtune.evaluation.math import MathEvalConfig, evaluate_math
+
+    cfg = MathEvalConfig(
+        model=args.model, adapter=args.adapter, out=args.out,
+        benchmarks=[b.strip() for b in args.benchmarks.split(",") if b.strip()], n=args.n,
+        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, template=args.template,
+        verifier=args.verifier, seed=args.seed, limit=args.limit, engine=args.engine, batch_size=args.batch_size,
+        dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization, verify_timeout=args.verify_timeout,
+        trust_remote_code=args.trust_remote_code,
+    )
+    results = evaluate_math(cfg, progress=not args.no_progress)
+    print((Path(args.out) / "report.md").read_text().split("\n## Settings")[0])
+    n = cfg.n
+    print(f"average avg@{n} {results['average'][f'avg@{n}']:.3f}; results: {args.out}/results.json, "
+          f"report: {args.out}/report.md")
+    return 0
+
+
+def _cmd_eval_tofu(args: argparse.Namespace) -> int:
+    from negtune.evaluation.tofu import TofuEvalConfig, evaluate_tofu
+
+    cfg = TofuEvalConfig(model=args.model, adapter=args.adapter, out=args.out, forget_split=args.forget_split,
+                         tofu_root=args.tofu_root, retain_log=args.retain_log, template=args.template,
+                         system_prompt=args.system_prompt, batch_size=args.batch_size,
+                         generation_batch_size=args.generation_batch_size,
+                         max_new_tokens=args.max_new_tokens, limit=args.limit, dtype=args.dtype,
+                         trust_remote_code=args.trust_remote_code)
+    results = evaluate_tofu(cfg, progress=not args.no_progress)
+    print((Path(args.out) / "report.md").read_text().split("\n## Settings")[0])
+    m = results["metrics"]
+    fq = "missing (no --retain-log)" if m["forget_quality"] is None else f"{m['forget_quality']:.4g}"
+    print(f"forget quality {fq}, model utility {m['model_utility']:.4f}; eval log: {args.out}/eval_log.json")
+    return 0
+
+
+def _cmd_eval_compare(args: argparse.Namespace) -> int:
+    from negtune.evaluation.report import compare_runs
+
+    print(compare_runs(args.run_a, args.run_b, args.out))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from negtune.demo import run_demo
+
+    run_demo(out=args.out, quick=args.quick, seed=args.seed)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
+    if not script.exists():
+        raise DataError(f"{script}: not found; `negtune bench` runs from a source checkout of negtune")
+    return subprocess.call([sys.executable, str(script), *args.bench_args])
+
+
+def _add_eval_parsers(sub) -> None:
+    ev = sub.add_parser("eval", help="evaluate a model: math benchmarks or TOFU").add_subparsers(
+        dest="eval_command", required=True)
+    m = ev.add_parser("math", help="avg@n / maj@n / pass@k on math benchmarks, with a report")
+    m.add_argument("--model", help="hub id, local model folder or a LoRA output folder")
+    m.add_argument("--adapter", help="PEFT adapter folder")
+    m.add_argument("--benchmarks", default="gsm8k,math500,aime24,aime25,amc23,minerva,olympiadbench",
+                   help="comma-separated benchmark names (gsm8k, math500, ...), data files or hub ids")
+    m.add_argument("--out", help="output folder (results.json, samples.jsonl, report.md, plots/); reruns resume")
+    m.add_argument("--n", type=int, default=4, help="samples per problem")
+    m.add_argument("--temperature", type=float, default=0.6, help="0 = greedy")
+    m.add_argument("--top-p", type=float, default=0.95)
+    m.add_argument("--max-new-tokens", type=int, default=2048)
+    m.add_argument("--template", default="qwen-math-cot", help="qwen-math-cot, plain, or a '{problem}' string")
+    m.add_argument("--verifier", default="math")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--limit", type=int, help="first N problems of each benchmark")
+    m.add_argument("--engine", default="auto", choices=["auto", "hf", "vllm"])
+    m.add_argument("--batch-size", type=int, default=16)
+    m.add_argument("--dtype", default="auto")
+    m.add_argument("--tensor-parallel-size", type=int, default=1)
+    m.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    m.add_argument("--verify-timeout", type=float, default=5.0)
+    m.add_argument("--trust-remote-code", action="store_true")
+    m.add_argument("--compare", nargs=2, metavar=("DIR1", "DIR2"),
+                   help="instead of evaluating: put two eval folders side by side (written to --out if given)")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(func=_cmd_eval_math)
+
+    t = ev.add_parser("tofu", help="TOFU unlearning metrics: probability, ROUGE-L, truth ratio, forget quality, "
+                                   "model utility")
+    t.add_argument("--model", required=True, help="hub id, local model folder or a LoRA output folder")
+    t.add_argument("--adapter")
+    t.add_argument("--out", required=True, help="output folder (eval_log.json, results.json, report.md)")
+    t.add_argument("--forget-split", default="forget10", choices=["forget01", "forget05", "forget10"])
+    t.add_argument("--tofu-root", help="folder of TOFU-format json files (default: the shared TOFU folder, else hub)")
+    t.add_argument("--retain-log", help="eval_log.json of a retain-only model: gives forget quality")
+    t.add_argument("--template", default="chat",
+                   help="chat (the tokenizer's template), llama2, llama3, qa, none, or a '{question}' string")
+    t.add_argument("--system-prompt")
+    t.add_argument("--batch-size", type=int, default=8, help="questions per forward pass")
+    t.add_argument("--generation-batch-size", type=int, default=32, help="questions per generate call")
+    t.add_argument("--max-new-tokens", type=int, default=200)
+    t.add_argument("--limit", type=int, help="first N questions of each eval set")
+    t.add_argument("--dtype", default="auto")
+    t.add_argument("--trust-remote-code", action="store_true")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_cmd_eval_tofu)
+
+    c = ev.add_parser("compare", help="two eval folders side by side (A, B, B - A)")
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    c.add_argument("--out", help="also write compare.md and compare.png here")
+    c.set_defaults(func=_cmd_eval_compare)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +345,19 @@ def build_parser() -> argparse.ArgumentParser:
     loop.add_argument("--no-progress", action="store_true")
     loop.set_defaults(func=_cmd_loop)
 
+    _add_eval_parsers(sub)
+
+    demo = sub.add_parser("demo", help="the whole pipeline on the embedded tiny model and tasks (CPU, offline)")
+    demo.add_argument("--out", default="demo_out", help="output folder (report.md, models, evals); reruns resume")
+    demo.add_argument("--quick", action="store_true", help="a smaller run (about 2 minutes; CI uses it)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
+
+    bench = sub.add_parser("bench", help="run every benchmark and rewrite benchmarks/RESULTS.md "
+                                         "(benchmarks/run_all.py; --quick, --only NAMES)", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_cmd_bench)
+
     tiny = sub.add_parser("tiny-model", help="build the embedded tiny model (offline tokenizer + Qwen2)")
     tiny.add_argument("--task", default="arith", choices=["arith", "facts"])
     tiny.add_argument("--out", required=True)
@@ -230,12 +366,24 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--time-budget", type=float, default=600.0, help="warm-start seconds at most (a cap)")
     tiny.add_argument("--max-steps", type=int, default=800, help="warm-start steps at most")
     tiny.add_argument("--target-accuracy", type=float, default=0.3, help="stop the warm start at this accuracy")
+    tiny.add_argument("--facts-steps", type=int, default=600, help="facts task: fine-tuning steps")
+    tiny.add_argument("--without", help="facts task: leave this forget split out (a TOFU retain-model analogue)")
     tiny.set_defaults(func=_cmd_tiny_model)
     return parser
 
 
+# Commands that hand their arguments on untouched (argparse's REMAINDER drops a leading --option).
+_PASS_THROUGH = {"train": "train_args", "bench": "bench_args"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is not None and argv[first] in _PASS_THROUGH:
+        args = build_parser().parse_args(argv[: first + 1])
+        setattr(args, _PASS_THROUGH[argv[first]], argv[first + 1 :])
+    else:
+        args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -228,8 +228,9 @@ class Demo:
         text = [
             "# negtune demo",
             "",
-            f"Embedded default ({'quick' if self.cfg.quick else 'full'} size), seed {self.cfg.seed}, total "
-            f"{total:.0f} s on this machine. Every number below was measured in this run.",
+            f"Embedded default ({'quick' if self.cfg.quick else 'full'} size), seed {self.cfg.seed}; this invocation "
+            f"took {total:.0f} s (stages reused from an earlier invocation count as 0). Every number below was "
+            "measured by the demo on this machine.",
             "",
             markdown_table(["method", "what it optimises", "metric: before → after", "train s"], rows),
             "",

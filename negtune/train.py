@@ -2,7 +2,8 @@
 
 Arguments are TRL-style dataclasses parsed by ``TrlParser``: the data arguments below, the method's config
 (a ``transformers.TrainingArguments`` subclass) and TRL's ``ModelConfig`` (model path, LoRA settings).
-A YAML ``--config`` gives defaults; command-line flags override them.
+A YAML ``--config`` gives defaults; command-line flags override them. ``--resume`` continues from the last
+``checkpoint-N`` in ``--output_dir`` and gives the same result as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from negtune.data.io import DataError, read_rows
+from negtune.data.io import DataError
 from negtune.trainers import (
     ONLINE_METHODS,
     UNLEARN_METHODS,
@@ -67,6 +68,28 @@ class DataArguments:
     limit: int | None = field(default=None, metadata={"help": "online RL: first N prompts of --dataset"})
 
 
+@dataclass
+class RunArguments:
+    """How the run starts."""
+
+    resume: bool = field(default=False, metadata={
+        "help": "continue from the last checkpoint-N in --output_dir (model, optimizer, scheduler, RNG, data "
+                "position and the trainer's own state): the result equals an uninterrupted run"})
+
+
+def resume_checkpoint(output_dir: str) -> str:
+    """The last ``checkpoint-N`` folder in ``output_dir``, or a DataError naming the folder."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(output_dir)
+    found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if found is None:
+        what = "does not exist" if not folder.is_dir() else "has no checkpoint-N folder"
+        raise DataError(f"--resume: {folder} {what}; nothing to resume (checkpoints are written with "
+                        "--save_strategy steps --save_steps N; drop --resume to start afresh)")
+    return found
+
+
 def _split_method(argv: list[str]) -> tuple[str, list[str]]:
     if argv and not argv[0].startswith("-"):
         return argv[0], argv[1:]
@@ -77,12 +100,19 @@ def _split_method(argv: list[str]) -> tuple[str, list[str]]:
     raise DataError(f"which method? `negtune train METHOD ...` with METHOD one of {', '.join(METHODS)}")
 
 
-def _qa_source(name: str, tofu_root: str | None) -> list[dict]:
+def _qa_source(name: str, tofu_root: str | None, flag: str) -> str | list[dict]:
+    """``--forget`` / ``--retain``: a question/answer file (returned as a path: the trainer reads it and names it in
+    its errors) or a TOFU split name (loaded here; errors name the flag)."""
     from negtune.data.tofu import load_tofu_split
 
-    if Path(name).suffix in (".json", ".jsonl", ".csv", ".parquet") and Path(name).exists():
-        return read_rows(name)
-    return load_tofu_split(name, tofu_root)
+    if Path(name).suffix in (".json", ".jsonl", ".csv", ".parquet"):
+        if not Path(name).exists():
+            raise DataError(f"--{flag} {name}: no such file")
+        return name
+    try:
+        return load_tofu_split(name, tofu_root)
+    except DataError as e:
+        raise DataError(f"--{flag} {name}: {e}") from None
 
 
 def build_trainer(method: str, data_args: DataArguments, train_args, model_args):
@@ -95,6 +125,9 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
     if not model_args.model_name_or_path:
         raise DataError("--model_name_or_path is required (a hub id or a local model folder)")
     trust = bool(getattr(train_args, "trust_remote_code", False) or getattr(data_args, "trust_remote_code", False))
+    from transformers import set_seed
+
+    set_seed(train_args.seed)  # LoRA's initial weights (drawn before the Trainer seeds) follow --seed too
     tok = load_tokenizer(model_args.model_name_or_path, trust_remote_code=trust)
     model = load_model(model_args.model_name_or_path, dtype=model_args.dtype or "float32", trust_remote_code=trust)
     peft_config = get_peft_config(model_args)
@@ -119,41 +152,70 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
         if not data_args.forget:
             raise DataError(f"method {method!r} needs --forget (a TOFU forget split or a question/answer file)")
         retain = data_args.retain or RETAIN_FOR_FORGET.get(data_args.forget)
-        return trainer_cls(model, train_args, forget_dataset=_qa_source(data_args.forget, data_args.tofu_root),
-                           retain_dataset=_qa_source(retain, data_args.tofu_root) if retain else None,
+        return trainer_cls(model, train_args,
+                           forget_dataset=_qa_source(data_args.forget, data_args.tofu_root, "forget"),
+                           retain_dataset=_qa_source(retain, data_args.tofu_root, "retain") if retain else None,
                            processing_class=tok, peft_config=peft_config)
     if not data_args.dataset:
         raise DataError(f"method {method!r} needs --dataset (a labeled dataset from `negtune rollout`)")
-    source = data_args.dataset
-    rows = source if Path(source).is_dir() else read_rows(source)
-    return trainer_cls(model, train_args, train_dataset=rows, processing_class=tok, peft_config=peft_config)
+    # a path: the trainer reads it (a rollout folder or a table file) and names it in its errors
+    return trainer_cls(model, train_args, train_dataset=data_args.dataset, processing_class=tok,
+                       peft_config=peft_config)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_train_args(method: str, argv: list[str]):
+    """``(data_args, train_args, model_args)`` for ``negtune train METHOD`` (``argv`` without the method word).
+
+    ``TrlParser`` over :class:`DataArguments`, the method's config and TRL's ``ModelConfig``: a YAML
+    ``--config`` gives defaults (an unknown key is an error), command-line flags override them. For the online
+    methods, the method's own defaults (``METHOD_DEFAULTS``, e.g. ``dr_grpo``'s ``loss_type``) apply to every
+    field that neither the config file nor the command line sets.
+    """
     from trl import ModelConfig, TrlParser
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    method, rest = _split_method(argv)
     if method not in METHODS:
         raise DataError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     config_cls, _ = METHODS[method]
     types = [DataArguments, config_cls, ModelConfig]
     own = {f.name for f in fields(config_cls)}
     extras = [t for t, name in ((MethodArguments, "method"), (LoadArguments, "trust_remote_code")) if name not in own]
+    extras.append(RunArguments)
     parser = TrlParser((*types, *extras), prog=f"negtune train {method}")
-    data_args, train_args, model_args, *extra_args = parser.parse_args_and_config(rest)
+    try:
+        data_args, train_args, model_args, *extra_args = parser.parse_args_and_config(list(argv))
+    except ValueError as e:  # a config's __post_init__ check: say which flags are at fault
+        from negtune.trainers.rlvr import explain_config_error
+
+        raise explain_config_error(e) from None
     for extra in extra_args:  # fold the switches into data_args, where build_trainer reads them
         for f in fields(extra):
             setattr(data_args, f.name, getattr(extra, f.name))
     if method in ONLINE_METHODS:
         from negtune.trainers.rlvr import METHOD_DEFAULTS
 
-        explicit = {a.split("=")[0].lstrip("-").replace("-", "_") for a in rest if a.startswith("--")}
+        explicit = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+        if "--config" in argv:
+            explicit |= set(yaml.safe_load(Path(argv[argv.index("--config") + 1]).read_text()) or {})
         for name, value in METHOD_DEFAULTS[method].items():  # the method's defaults unless given explicitly
             if name not in explicit:
                 setattr(train_args, name, value)
+    return data_args, train_args, model_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    method, rest = _split_method(argv)
+    data_args, train_args, model_args = parse_train_args(method, rest)
+    resume = train_args.resume_from_checkpoint
+    if data_args.resume:
+        if resume:
+            raise DataError(f"--resume and --resume_from_checkpoint {resume}: give one of them (--resume takes the "
+                            "last checkpoint-N in --output_dir)")
+        resume = resume_checkpoint(train_args.output_dir)
     trainer = build_trainer(method, data_args, train_args, model_args)
-    trainer.train(resume_from_checkpoint=train_args.resume_from_checkpoint)
+    if resume and trainer.is_world_process_zero():
+        print(f"resuming from {resume}", flush=True)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(train_args.output_dir)
     if method in ONLINE_METHODS and trainer.args.should_save:  # TRL's trainers write no card of ours
         from negtune.trainers.base import write_model_card

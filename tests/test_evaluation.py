@@ -138,7 +138,8 @@ def _scorer(model_dir, template, batch_size):
     from negtune.models.loading import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(str(model_dir), dtype="float32")
-    return TofuScorer(model, tok, template=template, batch_size=batch_size, max_new_tokens=24)
+    return TofuScorer(model, tok, template=template, batch_size=batch_size, max_new_tokens=24,
+                      generation_batch_size=batch_size)
 
 
 def test_tofu_batched_equals_one_by_one(tofu_models):
@@ -175,3 +176,15 @@ def test_tofu_cli(tofu_models, tmp_path, capsys):
     assert json.loads((tmp_path / "results.json").read_text())["questions"]["forget"] == 4
     assert cli(["eval", "tofu", "--model", str(tofu_models["full"]), "--tofu-root", str(tofu_models["tofu"]),
                 "--out", str(tmp_path), "--template", "bad"]) == 2
+
+
+def test_tofu_eval_on_the_real_files(tiny_facts_model_dir, shared_data, tmp_path):
+    """The real TOFU files (forget05 with its perturbed sets, real authors, world facts) through the same code."""
+    res = evaluate_tofu(TofuEvalConfig(model=str(tiny_facts_model_dir), out=str(tmp_path), forget_split="forget05",
+                                       tofu_root=str(shared_data / "tofu"), limit=3, max_new_tokens=16,
+                                       template="llama2"), progress=False)
+    assert res["questions"] == {"forget": 3, "retain": 3, "real_authors": 3, "world_facts": 3}
+    m = res["metrics"]
+    assert all(0 <= m[k] <= 1 for k in m if k.endswith(("_prob", "_rouge", "_truth_ratio")))
+    log = json.loads((tmp_path / "eval_log.json").read_text())
+    assert len(log["splits"]["forget"]["perturbed_nll"][0]) == 5 and len(log["splits"]["world_facts"]["perturbed_nll"][0]) == 3

@@ -108,7 +108,7 @@ class TofuScorer:
     """Prompt encoding, batched answer NLLs and batched greedy generation for one model."""
 
     def __init__(self, model, tokenizer, template: str = "chat", system_prompt: str | None = None,
-                 batch_size: int = 8, max_new_tokens: int = 200):
+                 batch_size: int = 8, max_new_tokens: int = 200, generation_batch_size: int = 32):
         if template != "chat" and "{question}" not in TEMPLATES.get(template, template):
             raise DataError(f"--template {template!r}: expected chat, {', '.join(TEMPLATES)} or a string "
                             "containing '{question}'")
@@ -116,6 +116,7 @@ class TofuScorer:
             tokenizer.pad_token = tokenizer.eos_token
         self.model, self.tokenizer, self.template = model, tokenizer, template
         self.system_prompt, self.batch_size, self.max_new_tokens = system_prompt, batch_size, max_new_tokens
+        self.generation_batch_size = generation_batch_size
 
     def prompt_ids(self, question: str) -> list[int]:
         from negtune.data.prompts import render_chat
@@ -160,7 +161,7 @@ class TofuScorer:
     def greedy(self, questions: list[str]) -> list[str]:
         from negtune.rollout.engines import HFEngine, SamplingConfig
 
-        engine = HFEngine(self.model, self.tokenizer, batch_size=self.batch_size)
+        engine = HFEngine(self.model, self.tokenizer, batch_size=self.generation_batch_size)
         sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
         groups = engine.generate_ids([self.prompt_ids(q) for q in questions], sampling)
         return [g[0].text.strip() for g in groups]
@@ -245,6 +246,7 @@ class TofuEvalConfig:
     template: str = "chat"  # chat | llama2 | llama3 | qa | none | a string containing {question}
     system_prompt: str | None = None
     batch_size: int = 8  # questions per forward pass (each brings 1 + 1 + K answers)
+    generation_batch_size: int = 32  # questions per (left-padded, greedy) generate call
     max_new_tokens: int = 200
     limit: int | None = None  # first N questions of each eval set (quick checks)
     dtype: str = "auto"
@@ -274,7 +276,8 @@ def evaluate_tofu(cfg: TofuEvalConfig, model=None, tokenizer=None, progress: boo
         device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model, tokenizer = load_model_and_tokenizer(name, adapter=adapter, dtype=cfg.dtype, device=device,
                                                     trust_remote_code=cfg.trust_remote_code, merge_adapter=True)
-    scorer = TofuScorer(model, tokenizer, cfg.template, cfg.system_prompt, cfg.batch_size, cfg.max_new_tokens)
+    scorer = TofuScorer(model, tokenizer, cfg.template, cfg.system_prompt, cfg.batch_size, cfg.max_new_tokens,
+                        cfg.generation_batch_size)
     t0 = time.monotonic()
     per_split = {}
     bar = tqdm(total=sum(len(v) for v in sets.values()), unit="question", desc="tofu eval", disable=not progress)

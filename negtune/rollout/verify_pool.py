@@ -150,6 +150,11 @@ class VerifierPool:
                 stats.errors += 1
                 stats.first_error = stats.first_error or status
             stats.statuses.append(status)
+        if stats.timeouts:
+            logger.warning("%s verifier: %d of %d samples ran past the %gs limit (first: sample %d of this batch): "
+                           "reward None (undecidable), counted, never a hang; `negtune rollout --verify-timeout` "
+                           "raises the limit", self.name, stats.timeouts, len(results), self.timeout,
+                           stats.statuses.index("timeout"))
         return verdicts, stats
 
     def _one_by_one(self, chunk: list[tuple[str, str]]) -> list[tuple]:

@@ -5,7 +5,10 @@
 - custom metrics averaged over the logging window and merged into ``Trainer.log`` (shown by every
   ``report_to`` integration);
 - a non-finite loss stops training with the step and batch named (checkpoints already written stay);
-- ``save_model`` also writes a model card (method, data, hyperparameters, final metrics).
+- ``save_model`` also writes a model card (method, data, hyperparameters, final metrics);
+- state a trainer keeps outside the model and optimizer (``_extra_state``: a discriminator, snapshots, its own
+  random generator) is saved with every checkpoint and restored on resume, so a resumed run equals an
+  uninterrupted one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 logger = logging.getLogger(__name__)
+
+EXTRA_STATE_FILE = "negtune_state_{rank}.pt"  # per process: each rank's extra state follows its own batches
 
 
 class NonFiniteLossError(RuntimeError):
@@ -68,6 +73,9 @@ class NegtuneTrainer(Trainer):
 
     method_name = "negtune"
     _data_description = ""
+    # our compute_loss returns a batch mean and ignores num_items_in_batch: the Trainer must divide it by the
+    # gradient-accumulation steps (it would not for a model whose forward takes loss kwargs, e.g. Qwen2)
+    loss_is_scaled_for_ga = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -99,6 +107,36 @@ class NegtuneTrainer(Trainer):
             f"{self.method_name}: loss is {loss.item()} at step {self.state.global_step + 1} "
             f"(batch rows {rows}); stopping. The last checkpoint is kept: {last or 'none written yet'}"
         )
+
+    # --- exact resume: state that lives outside the model, optimizer, scheduler and RNGs ------------------
+    def _extra_state(self) -> dict[str, Any] | None:
+        """What a subclass must carry across a resume (tensors, numbers, lists, tuples, dicts); None: nothing."""
+        return None
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def _save_checkpoint(self, model, trial) -> None:
+        extra = self._extra_state()
+        if extra is not None:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)  # before the weights: a folder with weights is complete
+            torch.save(extra, folder / EXTRA_STATE_FILE.format(rank=self.args.process_index))
+        super()._save_checkpoint(model, trial)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)  # called once per resume, in every launch mode
+        if checkpoint is None or self._extra_state() is None:
+            return
+        path = Path(checkpoint) / EXTRA_STATE_FILE.format(rank=self.args.process_index)
+        if not path.exists():
+            logger.warning("%s: no %s (saved with another number of processes, or by an older negtune); "
+                           "%s state starts afresh, so the resumed run will not equal an uninterrupted one",
+                           checkpoint, path.name, self.method_name)
+            return
+        self._load_extra_state(torch.load(path, weights_only=True))
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)

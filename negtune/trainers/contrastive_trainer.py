@@ -85,6 +85,28 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         self._last_snapshot_step = -1
         self._rng = random.Random(args.seed)
 
+    # --- checkpointed state (exact resume) ---------------------------------------------------------------
+    def _extra_state(self):
+        """The lagged snapshots, the self-adversarial pool, the discriminator with its optimizer and the
+        sampling generator: none of them is in the model or the Trainer's optimizer, all of them shape later
+        steps. (Snapshots are copies of the trainable weights: small under LoRA, model-sized otherwise.)"""
+        state = {"snapshots": list(self._snapshots), "adversarial": [list(x) for x in self._adversarial],
+                 "last_snapshot_step": self._last_snapshot_step, "rng": self._rng.getstate()}
+        if self.discriminator is not None:
+            state.update(discriminator=self.discriminator.state_dict(), disc_opt=self.disc_opt.state_dict())
+        return state
+
+    def _load_extra_state(self, state):
+        self._snapshots.clear()
+        self._snapshots.extend(state["snapshots"])
+        self._adversarial.clear()
+        self._adversarial.extend(tuple(x) for x in state["adversarial"])
+        self._last_snapshot_step = state["last_snapshot_step"]
+        self._rng.setstate(state["rng"])
+        if self.discriminator is not None and "discriminator" in state:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.disc_opt.load_state_dict(state["disc_opt"])
+
     # --- self-adversarial negatives -------------------------------------------------------------------
     def _trainable(self, model):
         return {n: p for n, p in self.accelerator.unwrap_model(model).named_parameters() if p.requires_grad}

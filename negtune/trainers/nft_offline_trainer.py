@@ -35,10 +35,7 @@ class OfflineNFTTrainer(NegtuneTrainer):
         if processing_class is None:
             raise ValueError("OfflineNFTTrainer needs processing_class (the tokenizer)")
         self.method_name = args.method
-        rows = labeled_rows(train_dataset)
-        for i, row in enumerate(rows):
-            if "group_pass_rate" not in row:
-                raise DataError(f"train dataset, row {i}: missing column 'group_pass_rate' (use `negtune rollout`)")
+        rows = labeled_rows(train_dataset, extra_columns=("group_pass_rate",))
         if args.neg_weight == 0:  # RFT: every positive (all-correct groups included); negatives weigh nothing
             kept = [r for r in rows if r["label"]]
         else:

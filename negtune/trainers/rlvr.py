@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 from trl import GRPOConfig, GRPOTrainer
@@ -29,11 +31,34 @@ CONFIG_CLASSES = {"grpo": GRPOConfig, "dr_grpo": GRPOConfig, "ngrpo": NGRPOConfi
                   "rft": NFTConfig}
 
 
+_GENERATION_BATCH = re.compile(r"generation_batch_size \((\d+)\) must be divisible by num_generations \((\d+)\)")
+
+
+def explain_config_error(error: ValueError) -> ValueError:
+    """TRL's "generation_batch_size (6) must be divisible by num_generations (4)" names a field the user rarely
+    sets: say which flags make it and what to change. Other errors are returned as they are."""
+    found = _GENERATION_BATCH.search(str(error))
+    if not found:
+        return error
+    size, groups = int(found[1]), int(found[2])
+    procs = int(os.environ.get("WORLD_SIZE", "1"))
+    return ValueError(
+        f"non-divisible batch: generation_batch_size ({size}) must be divisible by num_generations ({groups}). "
+        f"The generation batch is --per_device_train_batch_size x {procs} process(es) x --steps_per_generation "
+        f"(default: --gradient_accumulation_steps), or --generation_batch_size when given; it must hold whole "
+        f"groups of --num_generations {groups} completions per prompt: make it a multiple of {groups} "
+        f"(e.g. {', '.join(str(m) for m in (size // groups * groups, size // groups * groups + groups) if m)}) "
+        f"or change --num_generations")
+
+
 def online_config(method: str, **kwargs: Any):
     """The method's config with the shared fields; method-specific defaults applied where not given."""
     if method not in METHOD_DEFAULTS:
         raise ValueError(f"unknown online method {method!r}; known: {', '.join(ONLINE_METHODS)}")
-    return CONFIG_CLASSES[method](**{**METHOD_DEFAULTS[method], **kwargs})
+    try:
+        return CONFIG_CLASSES[method](**{**METHOD_DEFAULTS[method], **kwargs})
+    except ValueError as e:
+        raise explain_config_error(e) from None
 
 
 def build_online_trainer(method: str, model, train_dataset, processing_class, args=None, verifier: str = "math",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -27,8 +28,15 @@ from negtune.trainers.unlearn_config import NEEDS_RETAIN, UnlearnConfig
 
 
 def _qa_pairs(data, name: str) -> list[tuple[Any, str]]:
-    """(prompt, answer) pairs from TOFU-style (question/answer) or (prompt/completion) rows."""
-    rows = data.to_list() if isinstance(data, datasets.Dataset) else list(data)
+    """(prompt, answer) pairs from TOFU-style (question/answer) or (prompt/completion) rows: a ``datasets.Dataset``,
+    a list of dicts or a json/jsonl/csv/parquet file (then errors name the file)."""
+    where = f"{name} dataset"
+    if isinstance(data, (str, Path)):
+        from negtune.data.io import read_rows
+
+        where, rows = f"{name} dataset {data}", read_rows(data)
+    else:
+        rows = data.to_list() if isinstance(data, datasets.Dataset) else list(data)
     pairs = []
     for i, row in enumerate(rows):
         if "question" in row and "answer" in row:
@@ -36,7 +44,7 @@ def _qa_pairs(data, name: str) -> list[tuple[Any, str]]:
         elif "prompt" in row and "completion" in row:
             pairs.append((row["prompt"], row["completion"]))
         else:
-            raise DataError(f"{name} dataset, row {i}: expected columns question/answer or prompt/completion, "
+            raise DataError(f"{where}, row {i}: expected columns question/answer or prompt/completion, "
                             f"got {sorted(row)}")
     return pairs
 

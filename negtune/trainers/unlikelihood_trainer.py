@@ -43,6 +43,12 @@ class UnlikelihoodTrainer(NegtuneTrainer):
                          train_dataset=datasets.Dataset.from_list(encoded),
                          data_collator=PaddedCollator(tok.pad_token_id), processing_class=tok, **kwargs)
 
+    def _extra_state(self):  # which steps take the sequence-level branch: a resumed run must draw the same
+        return {"rng": self._rng.getstate()}
+
+    def _load_extra_state(self, state):
+        self._rng.setstate(state["rng"])
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         a = self.args
         if a.seq_ul_rate > 0 and self._rng.random() < a.seq_ul_rate:

@@ -1,0 +1,128 @@
+"""`negtune train ... --resume`: an interrupted run resumed from its last checkpoint ends with the same weights as
+an uninterrupted run.
+
+Each case trains 6 steps with a checkpoint every 3 (uninterrupted), then trains again into another folder with
+the same settings but stopped by a callback right after the step-3 checkpoint (so the LR schedule, which
+depends on max_steps, is the same), then reruns the same command with ``--resume``. Both go through the CLI
+entry point ``negtune.train.main``; the stop callback is added by wrapping ``build_trainer``. The datasets are
+smaller than 6 batches, so the runs cross an epoch boundary (the resumed run must also reproduce the next
+epoch's shuffle).
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+import negtune.train as train_mod
+from negtune.data.io import DataError
+from negtune.data.tasks.facts import write_tofu_synthetic
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+STEPS, SAVE_EVERY = 6, 3
+
+
+class _StopAfter(TrainerCallback):
+    """Simulates a kill right after the step-``n`` checkpoint (on_step_end runs before the save, so the
+    checkpoint of step n is still written)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.n:
+            control.should_training_stop = True
+        return control
+
+
+def _run(argv, monkeypatch, stop_after=None):
+    if stop_after is None:
+        monkeypatch.setattr(train_mod, "build_trainer", _ORIGINAL_BUILD)
+    else:
+        def build(*args, **kwargs):
+            trainer = _ORIGINAL_BUILD(*args, **kwargs)
+            trainer.add_callback(_StopAfter(stop_after))
+            return trainer
+
+        monkeypatch.setattr(train_mod, "build_trainer", build)
+    assert train_mod.main(argv) == 0
+
+
+_ORIGINAL_BUILD = train_mod.build_trainer
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    name = "adapter_model.safetensors" if (folder / "adapter_model.safetensors").exists() else "model.safetensors"
+    return load_file(str(folder / name))
+
+
+def _max_diff(a, b) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+def _check_resume(base_argv, tmp_path, monkeypatch, capsys):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    common = [*base_argv, "--max_steps", str(STEPS), "--save_strategy", "steps", "--save_steps", str(SAVE_EVERY),
+              "--logging_steps", "1", "--disable_tqdm", "true", "--report_to", "none", "--seed", "7"]
+    _run([*common, "--output_dir", str(full)], monkeypatch)
+    _run([*common, "--output_dir", str(cut)], monkeypatch, stop_after=SAVE_EVERY)
+    assert sorted(p.name for p in cut.glob("checkpoint-*")) == [f"checkpoint-{SAVE_EVERY}"]
+    interrupted = _weights(cut)
+    capsys.readouterr()
+    _run([*common, "--output_dir", str(cut), "--resume"], monkeypatch)
+    assert f"resuming from {cut / f'checkpoint-{SAVE_EVERY}'}" in capsys.readouterr().out
+    assert (cut / f"checkpoint-{STEPS}").is_dir()
+    uninterrupted, resumed = _weights(full), _weights(cut)
+    assert _max_diff(uninterrupted, interrupted) > 1e-4, "steps 4-6 should move the weights (else the test is void)"
+    assert _max_diff(uninterrupted, resumed) <= 1e-5
+    return full, cut
+
+
+def test_resume_npo_lora(tiny_facts_model_dir, tmp_path, monkeypatch, capsys):
+    tofu = write_tofu_synthetic(tmp_path / "tofu")  # forget10: 20 rows, batch 4 -> 5 steps per epoch
+    _check_resume(["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path",
+                   str(tiny_facts_model_dir), "--tofu_root", str(tofu), "--ref_cache_dir", str(tmp_path / "ref")],
+                  tmp_path, monkeypatch, capsys)
+
+
+@pytest.fixture()
+def labeled_file(labeled_rollout, tmp_path):
+    path = tmp_path / "labeled.parquet"
+    labeled_rollout.to_parquet(str(path))
+    return path
+
+
+def test_resume_nft_offline_full(tiny_model_dir, labeled_file, tmp_path, monkeypatch, capsys):
+    # full-parameter; the usable (mixed-group) rows make fewer than 6 batches of 8
+    _check_resume(["nft_offline", "--config", str(RECIPES / "nft_offline/tiny.yaml"), "--model_name_or_path",
+                   str(tiny_model_dir), "--dataset", str(labeled_file), "--learning_rate", "0.002"],
+                  tmp_path, monkeypatch, capsys)
+
+
+def test_resume_contrastive_restores_snapshots_and_discriminator(tiny_model_dir, labeled_file, tmp_path,
+                                                                 monkeypatch, capsys):
+    # a snapshot every step, sampled one snapshot back, discriminator weights from step 1: at the resume point
+    # the lagged snapshot, the self-adversarial pool and the discriminator all carry state into step 4
+    full, cut = _check_resume(
+        ["contrastive", "--config", str(RECIPES / "contrastive/tiny.yaml"), "--model_name_or_path",
+         str(tiny_model_dir), "--dataset", str(labeled_file), "--per_device_train_batch_size", "16",
+         "--snapshot_every", "1", "--snapshot_lag", "1", "--disc_warmup_steps", "1",
+         "--adversarial_max_new_tokens", "8", "--adversarial_verifier", ""],
+        tmp_path, monkeypatch, capsys)
+    state = torch.load(cut / f"checkpoint-{SAVE_EVERY}" / "negtune_state_0.pt", weights_only=True)
+    assert len(state["snapshots"]) == 2 and state["adversarial"] and "discriminator" in state
+
+
+def test_resume_without_checkpoint_names_the_folder(tiny_facts_model_dir, tmp_path):
+    argv = ["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path", str(tiny_facts_model_dir),
+            "--resume"]
+    with pytest.raises(DataError, match=f"--resume: {tmp_path / 'none'} does not exist"):
+        train_mod.main([*argv, "--output_dir", str(tmp_path / "none")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=f"--resume: {tmp_path / 'empty'} has no checkpoint-N folder"):
+        train_mod.main([*argv, "--output_dir", str(tmp_path / "empty")])
+    with pytest.raises(DataError, match="give one of them"):
+        train_mod.main([*argv, "--output_dir", str(tmp_path / "empty"), "--resume_from_checkpoint", "x"])
