@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from transformers import TrainerCallback
+from step_timer import StepTimer  # benchmarks/ is the script's folder
 
 PEAK_FLOPS = 989e12  # H200 SXM dense bf16
 QWEN05_BODY = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
@@ -146,18 +146,6 @@ def training_rows(tok, seq: int, rows: int) -> tuple[list[dict], int]:
     data = [{"prompt": prompt, "completion": completion, "label": i % 2 == 0, "group_pass_rate": 0.5,
              "prompt_id": str(i // 4), "question": prompt, "answer": completion} for i in range(rows)]
     return data, length
-
-
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.times: list[float] = []
-
-    def on_step_begin(self, args, state, control, **kw):
-        self._t = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kw):
-        _sync(args.device.type)
-        self.times.append(time.perf_counter() - self._t)
 
 
 def train_family(family: str, lora: bool, model_dir: str, tok, size: dict, device: str, n_params: int) -> dict:

@@ -12,25 +12,14 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from step_timer import StepTimer  # benchmarks/ is the script's folder
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from negtune.data.io import write_jsonl
 from negtune.data.tasks import make_arith
 from negtune.trainers import build_online_trainer, online_config, prompt_dataset
-
-
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.times: list[float] = []
-
-    def on_step_begin(self, args, state, control, **kw):
-        self._t = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kw):
-        self.times.append(time.perf_counter() - self._t)
 
 
 def run(method: str, model_dir: str, data, steps: int) -> list[float]:

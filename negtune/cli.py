@@ -135,6 +135,11 @@ def _cmd_loop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_report(out: str) -> None:
+    """An eval's report.md up to its settings block (the table and the notes)."""
+    print((Path(out) / "report.md").read_text().split("\n## Settings")[0])
+
+
 def _cmd_eval_math(args: argparse.Namespace) -> int:
     from negtune.evaluation.report import compare_runs
 
@@ -155,7 +160,7 @@ def _cmd_eval_math(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
     )
     results = evaluate_math(cfg, progress=not args.no_progress)
-    print((Path(args.out) / "report.md").read_text().split("\n## Settings")[0])
+    _print_report(args.out)
     n = cfg.n
     print(f"average avg@{n} {results['average'][f'avg@{n}']:.3f}; results: {args.out}/results.json, "
           f"report: {args.out}/report.md")
@@ -172,7 +177,7 @@ def _cmd_eval_tofu(args: argparse.Namespace) -> int:
                          max_new_tokens=args.max_new_tokens, limit=args.limit, dtype=args.dtype,
                          trust_remote_code=args.trust_remote_code)
     results = evaluate_tofu(cfg, progress=not args.no_progress)
-    print((Path(args.out) / "report.md").read_text().split("\n## Settings")[0])
+    _print_report(args.out)
     m = results["metrics"]
     fq = "missing (no --retain-log)" if m["forget_quality"] is None else f"{m['forget_quality']:.4g}"
     print(f"forget quality {fq}, model utility {m['model_utility']:.4f}; eval log: {args.out}/eval_log.json")

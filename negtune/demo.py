@@ -11,7 +11,6 @@ Every stage writes into ``OUT/<stage>`` and is skipped when its output exists, s
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -280,6 +279,5 @@ def _num(x: float | None) -> str:
     return f"{x:.2e}" if 0 < abs(x) < 1e-2 else f"{x:.3f}"
 
 
-def run_demo(out: str = "demo_out", quick: bool = False, seed: int = 0, quiet: bool = False) -> list[dict]:
-    console = Console(file=io.StringIO()) if quiet else Console()
-    return Demo(DemoConfig(out=out, quick=quick, seed=seed), console).run()
+def run_demo(out: str = "demo_out", quick: bool = False, seed: int = 0) -> list[dict]:
+    return Demo(DemoConfig(out=out, quick=quick, seed=seed)).run()

@@ -53,26 +53,25 @@ def benchmark_name(source: str) -> str:
     return source if source in BENCHMARKS else Path(source).stem or source
 
 
-def _problems(rows: list[dict]) -> list[dict[str, Any]]:
+def _problems(rows: list[dict]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per problem: its ``samples.jsonl`` record and its :func:`problem_summary` (for the metrics)."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["prompt_id"], []).append(r)
-    problems = []
+    records, summaries = [], []
     for samples in groups.values():
         samples.sort(key=lambda s: s["sample_idx"])
         summary = problem_summary(samples)
         meta = json.loads(samples[0]["meta"]) if samples[0].get("meta") else {}
-        problems.append({
+        summaries.append(summary)
+        records.append({
             "id": meta.get("id"), "prompt": samples[0]["prompt"], "answer": samples[0]["answer"],
             "completions": [s["completion"] for s in samples], "extracted": [s["extracted"] for s in samples],
             "correct": [bool(s["label"]) for s in samples], "reward": [s["reward"] for s in samples],
-            "finish_reason": [s["finish_reason"] for s in samples], **{f"summary_{k}": v for k, v in summary.items()},
+            "finish_reason": [s["finish_reason"] for s in samples],
+            "majority_answer": summary["majority_answer"], "majority_correct": summary["majority_correct"],
         })
-    return problems
-
-
-def _summaries(problems: list[dict]) -> list[dict]:
-    return [{k[len("summary_"):]: v for k, v in p.items() if k.startswith("summary_")} for p in problems]
+    return records, summaries
 
 
 def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> dict[str, Any]:
@@ -108,15 +107,13 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
                              batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
                              verify_workers=cfg.verify_workers, engine=engine.name)
         dataset, stats = rollout_and_verify(rcfg, engine=engine, progress=progress)
-        problems = _problems(dataset.to_list())
-        metrics = benchmark_metrics(_summaries(problems))
+        records, summaries = _problems(dataset.to_list())
+        metrics = benchmark_metrics(summaries)
         metrics.update(source=source, seconds=round(time.monotonic() - t0, 1),
                        tokens_per_second=stats.get("tokens_per_second"),
                        skipped_rows=stats.get("skipped_rows", 0))
         results["benchmarks"][name] = metrics
-        all_samples += [{"benchmark": name, **{k: v for k, v in p.items() if not k.startswith("summary_")},
-                         "majority_answer": p["summary_majority_answer"],
-                         "majority_correct": p["summary_majority_correct"]} for p in problems]
+        all_samples += [{"benchmark": name, **r} for r in records]
     n = cfg.n
     per_bench = results["benchmarks"].values()
     results["average"] = {f"avg@{n}": sum(m[f"avg@{n}"] for m in per_bench) / len(per_bench),

@@ -159,23 +159,26 @@ class TofuScorer:
         return (-logps / counts.clamp(min=1)).tolist()
 
     def greedy(self, questions: list[str]) -> list[str]:
+        return self.greedy_ids([self.prompt_ids(q) for q in questions])
+
+    def greedy_ids(self, prompts: list[list[int]]) -> list[str]:
+        """Greedy answers to already-encoded prompts, batched with left padding."""
         from negtune.rollout.engines import HFEngine, SamplingConfig
 
         engine = HFEngine(self.model, self.tokenizer, batch_size=self.generation_batch_size)
         sampling = SamplingConfig(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
-        groups = engine.generate_ids([self.prompt_ids(q) for q in questions], sampling)
-        return [g[0].text.strip() for g in groups]
+        return [g[0].text.strip() for g in engine.generate_ids(prompts, sampling)]
 
 
 def score_split(scorer: TofuScorer, rows: list[dict], split: str, progress=None) -> dict[str, list]:
     """Per-example probability, ROUGE-L recall and truth ratio (+ the NLLs behind them) on one eval set."""
     has_para = split in ("forget", "retain")
     answer_nll, para_nll, pert_nll = [], [], []
+    prompts = [scorer.prompt_ids(r["question"]) for r in rows]  # encoded once: for the NLLs and for generation
     for start in range(0, len(rows), scorer.batch_size):
         batch = rows[start : start + scorer.batch_size]
         pairs, spans = [], []
-        for row in batch:
-            prompt = scorer.prompt_ids(row["question"])
+        for row, prompt in zip(batch, prompts[start : start + scorer.batch_size]):
             answers = [row["answer"], *([row["paraphrased_answer"]] if has_para else []), *row["perturbed_answer"]]
             spans.append(len(answers))
             pairs += [(prompt, scorer.answer_ids(a)) for a in answers]
@@ -189,7 +192,7 @@ def score_split(scorer: TofuScorer, rows: list[dict], split: str, progress=None)
             k += span
         if progress:
             progress(len(batch))
-    generations = scorer.greedy([r["question"] for r in rows])
+    generations = scorer.greedy_ids(prompts)
     if progress:
         progress(0)
     if has_para:
