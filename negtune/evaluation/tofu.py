@@ -136,7 +136,7 @@ class TofuScorer:
     @torch.no_grad()
     def mean_nll(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
         """Mean token NLL of each answer given its prompt, all ``pairs`` in one right-padded forward pass."""
-        from negtune.losses.logps import sequence_logps
+        from negtune.losses.logps import target_logits, token_logps
 
         device = next(self.model.parameters()).device
         width = max(len(p) + len(a) for p, a in pairs)
@@ -152,11 +152,12 @@ class TofuScorer:
         was_training = self.model.training
         self.model.eval()
         try:
-            logits = self.model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
+            labels = labels.to(device)
+            logits, cols = target_logits(self.model, ids.to(device), attention.to(device), labels)
+            logps, mask = token_logps(logits, labels[:, cols])
         finally:
             self.model.train(was_training)
-        logps, counts = sequence_logps(logits, labels.to(device))
-        return (-logps / counts.clamp(min=1)).tolist()
+        return (-logps.sum(-1) / mask.sum(-1).clamp(min=1)).tolist()
 
     def greedy(self, questions: list[str]) -> list[str]:
         return self.greedy_ids([self.prompt_ids(q) for q in questions])

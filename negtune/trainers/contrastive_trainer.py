@@ -11,7 +11,7 @@ import torch
 
 from negtune.data.prompts import encode_prompt_completion
 from negtune.losses import contrastive_rationale_loss
-from negtune.losses.logps import shift_for_causal_lm, token_logps
+from negtune.losses.logps import target_logits, token_logps
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
 from negtune.trainers.labeled import labeled_rows
@@ -33,9 +33,10 @@ class RationaleDiscriminator(torch.nn.Module):
         return self.head(pooled).squeeze(-1)
 
 
-def _per_row_nll(logits, labels):
-    logits, labels = shift_for_causal_lm(logits, labels)
-    logps, mask = token_logps(logits, labels)
+def _per_row_nll(model, batch):
+    """Mean answer-token NLL of each row (only answer columns go through the output layer)."""
+    logits, cols = target_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    logps, mask = token_logps(logits, batch["labels"][:, cols])
     return -logps.sum(-1) / mask.sum(-1).clamp(min=1)
 
 
@@ -198,14 +199,12 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         a = self.args
         self._maybe_snapshot_and_sample(model, inputs)
         kinds = inputs["kind"]
-        nll = _per_row_nll(model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits,
-                           inputs["labels"])
+        nll = _per_row_nll(model, inputs)
         pos_w, neg_w = self._weights(inputs, kinds)
         neg_nll = nll[kinds == NEGATIVE]
         adv = self._adversarial_batch(nll.device)
         if adv is not None:
-            adv_nll = _per_row_nll(model(input_ids=adv["input_ids"], attention_mask=adv["attention_mask"]).logits,
-                                   adv["labels"])
+            adv_nll = _per_row_nll(model, adv)
             neg_nll = torch.cat([neg_nll, adv_nll])
             if neg_w is not None:
                 neg_w = torch.cat([neg_w, torch.ones_like(adv_nll)])

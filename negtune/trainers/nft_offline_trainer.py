@@ -9,7 +9,7 @@ import torch
 
 from negtune.data.io import DataError
 from negtune.data.prompts import encode_prompt_completion
-from negtune.losses.logps import shift_for_causal_lm, token_logps
+from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.rlvr import nft_prompt_weight, nft_token_loss
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
 from negtune.trainers.labeled import labeled_rows
@@ -62,10 +62,9 @@ class OfflineNFTTrainer(NegtuneTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         a = self.args
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
-        logits, labels = shift_for_causal_lm(logits, inputs["labels"])
-        logps, mask = token_logps(logits, labels)
-        old = inputs["old_logps"][:, 1:]
+        logits, cols = target_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        logps, mask = token_logps(logits, inputs["labels"][:, cols])
+        old = inputs["old_logps"][:, cols]
         rate = inputs["pass_rate"].float()
         per_token = nft_token_loss(logps, old, inputs["is_positive"], rate, eps=a.nft_eps,
                                    clip=(a.pass_rate_min, a.pass_rate_max), neg_weight=a.neg_weight)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from negtune.losses.logps import sequence_logps, shift_for_causal_lm, token_logps
+from negtune.losses.logps import target_logits, token_logps
 
 
 def model_fingerprint(model) -> str:
@@ -64,12 +64,13 @@ def compute_reference_logps(model, examples: list[tuple[list[int], list[int]]], 
                 ids = torch.tensor([i + [pad_token_id] * (width - len(i)) for i, _ in chunk], device=device)
                 labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chunk], device=device)
                 mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chunk], device=device)
-                logits = model(input_ids=ids, attention_mask=mask).logits
-                if per_token:
-                    tok_logps, _ = token_logps(*shift_for_causal_lm(logits, labels))
-                    out.extend(row[: len(lab) - 1] for row, (_, lab) in zip(tok_logps.tolist(), chunk))
+                logits, cols = target_logits(model, ids, mask, labels)
+                tok_logps, _ = token_logps(logits, labels[:, cols])
+                if per_token:  # aligned with labels[1:]: zeros for the prompt columns target_logits skipped
+                    skipped = [0.0] * (cols.start - 1)
+                    out.extend((skipped + row)[: len(lab) - 1] for row, (_, lab) in zip(tok_logps.tolist(), chunk))
                 else:
-                    out.extend(sequence_logps(logits, labels)[0].tolist())
+                    out.extend(tok_logps.sum(-1).tolist())
     finally:
         model.train(was_training)
     return out

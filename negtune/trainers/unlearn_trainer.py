@@ -18,10 +18,10 @@ from negtune.losses import (
     kl_ref_policy,
     npo_loss,
     npo_weight,
-    sequence_logps,
     simnpo_loss,
+    token_logps,
 )
-from negtune.losses.logps import shift_for_causal_lm
+from negtune.losses.logps import target_logits
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
 from negtune.trainers.reference import cached_reference_logps
 from negtune.trainers.unlearn_config import NEEDS_RETAIN, UnlearnConfig
@@ -103,9 +103,12 @@ class UnlearnTrainer(NegtuneTrainer):
             self.ref_model.to(self.args.device)
 
     def _nll_and_logps(self, model, inputs, prefix: str):
-        out = model(input_ids=inputs[f"{prefix}_input_ids"], attention_mask=inputs[f"{prefix}_attention_mask"])
-        logps, n_tok = sequence_logps(out.logits, inputs[f"{prefix}_labels"])
-        return out.logits, logps, n_tok, -logps.sum() / n_tok.sum().clamp(min=1)
+        """Answer-column logits (prompt columns never reach the output layer), summed log-probs, token counts, NLL."""
+        logits, cols = target_logits(model, inputs[f"{prefix}_input_ids"], inputs[f"{prefix}_attention_mask"],
+                                     inputs[f"{prefix}_labels"])
+        tok_logps, mask = token_logps(logits, inputs[f"{prefix}_labels"][:, cols])
+        logps, n_tok = tok_logps.sum(-1), mask.sum(-1)
+        return (logits, cols), logps, n_tok, -logps.sum() / n_tok.sum().clamp(min=1)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         a = self.args
@@ -134,15 +137,14 @@ class UnlearnTrainer(NegtuneTrainer):
         return loss
 
     def _retain_kl(self, model, inputs, retain_logits):
+        pol, cols = retain_logits
+        args = (inputs["retain_input_ids"], inputs["retain_attention_mask"], inputs["retain_labels"])
         with torch.no_grad():
-            kwargs = dict(input_ids=inputs["retain_input_ids"], attention_mask=inputs["retain_attention_mask"])
             if self.ref_model is not None:
-                ref_logits = self.ref_model(**kwargs).logits
+                ref, _ = target_logits(self.ref_model, *args)
             else:
                 with self.accelerator.unwrap_model(model).disable_adapter():
-                    ref_logits = model(**kwargs).logits
-        pol, labels = shift_for_causal_lm(retain_logits, inputs["retain_labels"])
-        ref, _ = shift_for_causal_lm(ref_logits, inputs["retain_labels"])
-        kl = kl_ref_policy(pol, ref, labels != -100)
+                    ref, _ = target_logits(model, *args)
+        kl = kl_ref_policy(pol, ref, inputs["retain_labels"][:, cols] != -100)
         self.record(retain_kl=kl)
         return kl

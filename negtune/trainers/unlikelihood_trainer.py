@@ -9,7 +9,7 @@ import torch
 
 from negtune.data.prompts import encode_prompt_completion
 from negtune.losses import negative_unlikelihood_loss, repeat_ngram_mask, token_unlikelihood_loss
-from negtune.losses.logps import shift_for_causal_lm
+from negtune.losses.logps import target_logits, token_logps
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
 from negtune.trainers.labeled import labeled_rows
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
@@ -55,8 +55,8 @@ class UnlikelihoodTrainer(NegtuneTrainer):
             loss = self._sequence_ul_step(model, inputs)
             self.check_finite(loss, inputs)
             return loss
-        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
-        logits, labels = shift_for_causal_lm(logits, inputs["labels"])
+        logits, cols = target_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        labels = inputs["labels"][:, cols]
         valid = labels != -100
         pos_rows = inputs["is_positive"].bool().unsqueeze(1)
         pos_mask, neg_mask = valid & pos_rows, valid & ~pos_rows
@@ -66,9 +66,7 @@ class UnlikelihoodTrainer(NegtuneTrainer):
                 pos_loss, pos_nll, tok_ul = token_unlikelihood_loss(logits, labels, pos_mask, a.token_ul_alpha)
                 self.record(token_ul=tok_ul)
             else:
-                lse = torch.logsumexp(logits.float(), -1)
-                picked = logits.float().gather(-1, labels.masked_fill(~valid, 0).unsqueeze(-1)).squeeze(-1)
-                pos_nll = ((lse - picked) * pos_mask).sum() / pos_mask.sum()
+                pos_nll = -(token_logps(logits, labels)[0] * pos_mask).sum() / pos_mask.sum()
                 pos_loss = pos_nll
             loss = loss + pos_loss
             self.record(positive_nll=pos_nll)
