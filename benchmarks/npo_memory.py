@@ -2,7 +2,7 @@
 optimizer and Trainer loop; full-parameter training.
 
     python benchmarks/npo_memory.py [--shape tofu|small] [--steps 7] [--repeats 2] [--batch 8] [--device cpu|cuda]
-                                    [--gradient-checkpointing]
+                                    [--dtype fp32|bf16] [--gradient-checkpointing]
 
 Variants, each in its own fresh process (so its peak memory is its own), alternated ``--repeats`` times:
 
@@ -73,7 +73,7 @@ def _tofu_rows(n: int) -> tuple[list[dict], str]:
     return (make_facts(40)["forget10"] * 8)[:n], "synthetic TOFU (../shared/data absent)"
 
 
-def build(shape: str, n_rows: int, device: str):
+def build(shape: str, n_rows: int, dtype: str = "fp32"):
     """(model, tokenizer, forget rows, data description) for a shape."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -81,7 +81,7 @@ def build(shape: str, n_rows: int, device: str):
     from negtune.data.tasks.facts import make_facts
     from negtune.models.tiny import TinySize, build_model, task_corpus, train_tokenizer
 
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     if shape == "small":
         tok = train_tokenizer(task_corpus()[:3000], vocab_size=1024)
         model = build_model(tok, TinySize(hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
@@ -111,7 +111,7 @@ def build(shape: str, n_rows: int, device: str):
 
 
 def run_variant(variant: str, shape: str, steps: int, batch: int, device: str, checkpointing: bool,
-                learning_rate: float = 1e-5) -> dict:
+                learning_rate: float = 1e-5, dtype: str = "fp32") -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -124,7 +124,7 @@ def run_variant(variant: str, shape: str, steps: int, batch: int, device: str, c
     if device == "cpu":
         torch.set_num_threads(2)
         baseline = _rss_mb()
-    model, tok, rows, data = build(shape, steps * batch, device)
+    model, tok, rows, data = build(shape, steps * batch, dtype)
     if device == "cuda":
         model = model.to("cuda")
         torch.cuda.reset_peak_memory_stats()
@@ -160,7 +160,7 @@ def run_variant(variant: str, shape: str, steps: int, batch: int, device: str, c
 
     timer = StepTimer()
     args = UnlearnConfig(output_dir=tempfile.mkdtemp(), method="npo", max_steps=steps, per_device_train_batch_size=batch,
-                         learning_rate=learning_rate, use_cpu=device == "cpu", bf16=device == "cuda", save_strategy="no",
+                         learning_rate=learning_rate, use_cpu=device == "cpu", bf16=dtype == "bf16", save_strategy="no",
                          logging_steps=10_000, disable_tqdm=True, ref_cache_dir=tempfile.mkdtemp(), seed=0,
                          report_to=[], gradient_checkpointing=checkpointing)
     cls = {"open-unlearning": OpenUnlearningNPO, "cache-only": CacheOnlyNPO, "negtune": UnlearnTrainer}[variant]
@@ -192,20 +192,24 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=7, help="optimizer steps per run; the first 2 are not timed")
     ap.add_argument("--batch", type=int, default=8, help="open-unlearning's TOFU per-device batch size")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: bf16, peak allocated memory")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: peak allocated memory")
+    ap.add_argument("--dtype", choices=("fp32", "bf16"), help="weights (bf16: as open-unlearning trains; "
+                    "default bf16 on cuda, fp32 on cpu)")
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="activation checkpointing for every variant alike (the usual memory setting)")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--json")
     a = ap.parse_args()
+    a.dtype = a.dtype or ("bf16" if a.device == "cuda" else "fp32")
     if a.variant:
-        print(json.dumps(run_variant(a.variant, a.shape, a.steps, a.batch, a.device, a.gradient_checkpointing)))
+        print(json.dumps(run_variant(a.variant, a.shape, a.steps, a.batch, a.device, a.gradient_checkpointing,
+                                     dtype=a.dtype)))
         return
     results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     for _ in range(a.repeats):
         for variant in VARIANTS:
             cmd = [sys.executable, __file__, "--variant", variant, "--shape", a.shape, "--steps", str(a.steps),
-                   "--batch", str(a.batch), "--device", a.device] + (
+                   "--batch", str(a.batch), "--device", a.device, "--dtype", a.dtype] + (
                       ["--gradient-checkpointing"] if a.gradient_checkpointing else [])
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode:
@@ -223,7 +227,7 @@ def main() -> None:
     per_step_cache = neg["setup_s"] / first["rows"] * a.batch / EPOCHS
     summary = {
         "benchmark": "npo_step_time_and_memory_vs_open_unlearning",
-        "shape": a.shape, "device": a.device, "gradient_checkpointing": a.gradient_checkpointing, "data": first["data"], "parameters": first["parameters"],
+        "shape": a.shape, "device": a.device, "dtype": a.dtype, "gradient_checkpointing": a.gradient_checkpointing, "data": first["data"], "parameters": first["parameters"],
         "vocab": first["vocab"], "mean_tokens": round(first["mean_tokens"], 1),
         "mean_answer_tokens": round(first["mean_answer_tokens"], 1),
         "settings": {k: v for k, v in vars(a).items() if k not in ("variant", "json")},
@@ -237,7 +241,9 @@ def main() -> None:
         "targets": "step_time_ratio <= 0.75, peak_memory_ratio <= 0.6",
     }
     print(json.dumps(summary, indent=2))
-    if loss_spread > 0.02:
+    # bf16 weights: an AdamW update of ~lr is below bf16's resolution for most weights, so which ones round
+    # away depends on the last bits of the gradient (measured spread 9% in bf16, 4e-7 in fp32)
+    if loss_spread > (0.02 if a.dtype == "fp32" else 0.25):
         sys.exit(f"the variants trained differently (NPO loss change after training: {changes})")
     if a.json:
         with open(a.json, "w") as f:

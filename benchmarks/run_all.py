@@ -35,6 +35,8 @@ BENCHMARKS = {
                                                   "--gradient-checkpointing"],
                                  ["--shape", "tofu", "--steps", "3", "--batch", "2", "--repeats", "1",
                                   "--gradient-checkpointing"]),
+    "npo_memory_bf16": ("npo_memory.py", ["--shape", "tofu", "--dtype", "bf16", "--steps", "7", "--repeats", "2"],
+                        ["--shape", "tofu", "--dtype", "bf16", "--steps", "3", "--batch", "2", "--repeats", "1"]),
     "npo_memory_small": ("npo_memory.py", ["--shape", "small", "--steps", "10", "--repeats", "2"],
                          ["--shape", "small", "--steps", "3", "--batch", "2", "--repeats", "1"]),
     "rlvr_speed": ("rlvr_speed.py", ["--steps", "6", "--repeats", "2"], ["--steps", "2", "--repeats", "1"]),
@@ -112,8 +114,9 @@ def section(name: str, r: dict) -> list[str]:
                 "synthetic TOFU, ChatML, 1,024-token vocabulary, Qwen2 hidden 512 x 8 layers: weights and "
                 "optimizer state dominate memory")
         gc = ", activation checkpointing on (all variants)" if r.get("gradient_checkpointing") else ""
+        gc += ", bf16 weights (as open-unlearning trains)" if r.get("dtype") == "bf16" else ""
         return [f"## NPO vs open-unlearning's implementation, shape `{r['shape']}`{gc} (`benchmarks/npo_memory.py`)",
-                "", f"Full-parameter NPO, {r['parameters']:,} parameters, {r['device']}, AdamW, batch "
+                "", f"Full-parameter NPO, {r['parameters']:,} parameters, {r['device']}, {r.get('dtype', 'fp32')}, AdamW, batch "
                 f"{r['settings']['batch']} ({r['mean_tokens']} tokens per example, {r['mean_answer_tokens']} of them "
                 f"answer); {what}. Each variant in a fresh process, alternated {r['settings']['repeats']}x, medians. "
                 "open-unlearning = its `compute_dpo_loss`/`compute_batch_nll` with a deep-copied reference; "
