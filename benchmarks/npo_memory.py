@@ -61,16 +61,18 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _tofu_rows(n: int) -> tuple[list[dict], str]:
-    from negtune.data.io import read_rows
-    from negtune.data.paths import shared_data_dir
+def _tofu_rows(n: int) -> tuple[list[dict], list[dict], str]:
+    """(first n forget10 rows, the rows the tokenizer learns from, description): real TOFU from the shared
+    folder (negtune's TOFU loader), else the synthetic set."""
+    from negtune.data.paths import tofu_dir
+    from negtune.data.tofu import load_tofu_split
 
-    root = shared_data_dir()
-    if root is not None and (root / "tofu" / "forget10.json").exists():
-        return read_rows(root / "tofu" / "forget10.json")[:n], "TOFU forget10"
+    if tofu_dir() is not None:
+        return load_tofu_split("forget10")[:n], load_tofu_split("full"), "TOFU forget10"
     from negtune.data.tasks.facts import make_facts
 
-    return (make_facts(40)["forget10"] * 8)[:n], "synthetic TOFU (../shared/data absent)"
+    rows = (make_facts(40)["forget10"] * 8)[:n]
+    return rows, rows, "synthetic TOFU (../shared/data absent)"
 
 
 def build(shape: str, n_rows: int, dtype: str = "fp32"):
@@ -88,12 +90,7 @@ def build(shape: str, n_rows: int, dtype: str = "fp32"):
                                           num_key_value_heads=8, intermediate_size=1536), seed=0)
         rows = (make_facts(20)["forget10"] * 4)[:n_rows]
         return model.to(dtype), tok, rows, "synthetic TOFU forget10, ChatML"
-    rows, where = _tofu_rows(n_rows)
-    from negtune.data.io import read_rows
-    from negtune.data.paths import shared_data_dir
-
-    root = shared_data_dir()
-    corpus = read_rows(root / "tofu" / "full.json") if root is not None and (root / "tofu").exists() else rows
+    rows, corpus, where = _tofu_rows(n_rows)
     # TOFU text plus the template's system text: words then split like Llama-3's tokenizer splits them
     # (measured on forget10: 1.33 tokens per answer word, 16 tokens per question)
     texts = [t for r in corpus for t in (r["question"], r["answer"])] + [SYSTEM_TEXT] * 50
