@@ -9,7 +9,8 @@ from a config with Qwen2.5-0.5B's body, the tokenizer is negtune's offline byte-
 (b) training step throughput in bf16 for each trainer family (NPO via UnlearnTrainer, unlikelihood, offline NFT,
     one online NFT step through TRL), full-parameter vs LoRA: tokens/s, MFU = 6 N tokens / step time / peak
     (H200 dense bf16 989 TFLOP/s; LoRA does ~4N of real work, so its 6N MFU is an upper bound convention).
-Prints a table and writes gpu_check.json (rewritten after every section).
+Prints a table and writes gpu_check.json (rewritten after every section). Without a CUDA device (and without
+--cpu-smoke) it checks the imports and reports itself skipped. In the suite: ``negtune bench --only gpu_check``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from step_timer import StepTimer  # benchmarks/ is the script's folder
+from common import Run, parser, section, skipped, table, write_result
 
 PEAK_FLOPS = 989e12  # H200 SXM dense bf16
 QWEN05_BODY = dict(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
@@ -37,6 +38,33 @@ SIZES = {  # per mode: model body, rollout and training sizes
                 online_batch=4, online_gen=2, online_tokens=16, online_steps=1),
 }
 FAMILIES = ("npo", "unlikelihood", "nft_offline", "nft_online")
+RUNS = (Run("gpu_check", full=(), quick=("--families", "npo,nft_online", "--budget-s", "150")),)
+
+
+def results_section(r: dict) -> str:
+    heading = "GPU check: vLLM vs HF rollout, bf16 training throughput and MFU (`benchmarks/gpu_check.py`)"
+    if "skipped" in r:
+        return section(heading, f"Skipped: {r['skipped']}. On a CUDA machine: `negtune bench --only gpu_check` "
+                                "(about 10 minutes on one H200, offline) or `benchmarks/gpu_check.sh`.")
+    flat = lambda v: "" if v is None else str(v).replace("\n", " ")[:200]  # noqa: E731 - one table cell
+    rollout, engines = r.get("rollout", {}), []
+    for engine in ("hf", "vllm"):
+        e = rollout.get(engine, {"skipped": "not run"})
+        ratio = rollout.get("vllm_over_hf") if engine == "vllm" else None
+        engines.append([engine, flat(e.get("tokens_per_s", e.get("error", e.get("skipped")))), flat(e.get("seconds")),
+                        flat(ratio)])
+    training = [[t["family"], t["mode"], flat(t["error"]), "", "", "", "", ""] if "error" in t else
+                [t["family"], t["mode"], f"{t['trainable_params']:,}",
+                 *(flat(t[k]) for k in ("step_s", "tokens_per_step", "tokens_per_s", "mfu_6N", "peak_mem_gb"))]
+                for t in r.get("training", [])]
+    body = "tiny, fp32: a CPU smoke test, its figures mean nothing" if r["mode"] == "cpu" else "Qwen2.5-0.5B's body, bf16"
+    return section(
+        heading,
+        f"{r['device']}; a Qwen2 built from a config ({body}), {r['params']:,} parameters. MFU = 6 N tokens / step "
+        f"time / {r['peak_flops'] / 1e12:.0f} TFLOP/s (LoRA: an upper-bound convention).",
+        ["rollout engine", "generated tokens/s", "seconds", "vLLM / HF"], engines,
+        table(["family", "mode", "trainable parameters", "step (s)", "tokens / step", "tokens/s", "MFU (6N)",
+               "peak GB"], training))
 
 
 def check_imports() -> dict:
@@ -151,6 +179,7 @@ def training_rows(tok, seq: int, rows: int) -> tuple[list[dict], int]:
 def train_family(family: str, lora: bool, model_dir: str, tok, size: dict, device: str, n_params: int) -> dict:
     import torch
     from peft import LoraConfig
+    from step_timer import StepTimer
 
     import negtune.trainers as nt
     from negtune.models.loading import load_model
@@ -226,8 +255,9 @@ def print_table(report: dict) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="benchmarks/gpu_check_out")
+    ap = parser(__doc__.split("\n\n")[0])
+    ap.add_argument("--out", help="folder of gpu_check.json, rewritten after every section (default: next to "
+                    "--json, else benchmarks/gpu_check_out)")
     ap.add_argument("--cpu-smoke", action="store_true", help="tiny model, a few steps of every path, on CPU")
     ap.add_argument("--budget-s", type=float, default=540, help="skip the sections left after this many seconds")
     ap.add_argument("--families", default=",".join(FAMILIES))
@@ -243,13 +273,15 @@ def main() -> int:
     import torch
 
     if not torch.cuda.is_available() and not a.cpu_smoke:
-        print("no CUDA device: gpu_check needs a GPU (imports OK: "
-              + ", ".join(f"{k} {v}" for k, v in versions.items()) + "); --cpu-smoke runs every path on CPU")
+        imports = ", ".join(f"{k} {v or 'not installed'}" for k, v in versions.items())
+        print(f"no CUDA device: gpu_check needs a GPU (imports OK: {imports}); --cpu-smoke runs every path on CPU")
+        write_result(skipped(f"no CUDA device on this machine (imports OK: {imports})", versions=versions), a.json,
+                     echo=False)
         return 0
     device = "cuda" if (torch.cuda.is_available() and not a.cpu_smoke) else "cpu"
     if device == "cpu":
         torch.set_num_threads(2)
-    out = Path(a.out)
+    out = Path(a.out or (Path(a.json).with_suffix("") if a.json else "benchmarks/gpu_check_out"))
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"mode": mode, "versions": versions, "sizes": size, "peak_flops": PEAK_FLOPS,
                     "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu"}
@@ -297,6 +329,7 @@ def main() -> int:
     report["elapsed_s"] = round(time.perf_counter() - start, 1)
     save()
     print_table(report)
+    write_result(report, a.json, echo=False)
     print(f"\nwrote {out / 'gpu_check.json'} ({report['elapsed_s']} s)")
     return 1 if any("error" in t and not t["error"].startswith("skipped") for t in report["training"]) else 0
 

@@ -38,7 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+
+from common import Run, parser, section, write_result
 
 VARIANTS = ("open-unlearning", "cache-only", "negtune")
 EPOCHS = 10  # open-unlearning's TOFU unlearning runs (configs/trainer/finetune.yaml: num_train_epochs 10)
@@ -51,6 +52,45 @@ LLAMA3_TEMPLATE = (
     "{{ message['content'] }}<|eot_id|>{% endfor %}"
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
+_QUICK = ("--steps", "3", "--batch", "2", "--repeats", "1")
+RUNS = (
+    Run("npo_memory", full=("--shape", "tofu", "--steps", "7", "--repeats", "2"), quick=("--shape", "tofu", *_QUICK)),
+    Run("npo_memory_checkpointing",
+        full=("--shape", "tofu", "--steps", "7", "--repeats", "2", "--gradient-checkpointing"),
+        quick=("--shape", "tofu", *_QUICK, "--gradient-checkpointing")),
+    Run("npo_memory_bf16", full=("--shape", "tofu", "--dtype", "bf16", "--steps", "7", "--repeats", "2"),
+        quick=("--shape", "tofu", "--dtype", "bf16", *_QUICK)),
+    Run("npo_memory_small", full=("--shape", "small", "--steps", "10", "--repeats", "2"),
+        quick=("--shape", "small", *_QUICK)),
+)
+
+
+def results_section(r: dict) -> str:
+    ou, co, ng = r["open-unlearning"], r["cache-only"], r["negtune"]
+    what = ("real TOFU forget10 with open-unlearning's Llama-3 chat template; a Llama scaled from Llama-3.2-1B "
+            "(quarter width, same 16 layers, tied 32,000-entry output layer: 21% of the parameters, as in the "
+            "real model)") if r["shape"] == "tofu" else (
+            "synthetic TOFU, ChatML, 1,024-token vocabulary, Qwen2 hidden 512 x 8 layers: weights and "
+            "optimizer state dominate memory")
+    gc = ", activation checkpointing on (all variants)" if r.get("gradient_checkpointing") else ""
+    gc += ", bf16 weights (as open-unlearning trains)" if r.get("dtype") == "bf16" else ""
+    return section(
+        f"NPO vs open-unlearning's implementation, shape `{r['shape']}`{gc} (`benchmarks/npo_memory.py`)",
+        f"Full-parameter NPO, {r['parameters']:,} parameters, {r['device']}, {r.get('dtype', 'fp32')}, AdamW, batch "
+        f"{r['settings']['batch']} ({r['mean_tokens']} tokens per example, {r['mean_answer_tokens']} of them "
+        f"answer); {what}. Each variant in a fresh process, alternated {r['settings']['repeats']}x, medians. "
+        "open-unlearning = its `compute_dpo_loss`/`compute_batch_nll` with a deep-copied reference; "
+        "cache-only = the same with negtune's cached reference; negtune = `UnlearnTrainer` (cache, "
+        "answer-only logits, selective log-softmax).",
+        ["", "open-unlearning", "cache-only", "negtune", "negtune / open-unlearning", "target"],
+        [["step time (s)", *(f"{v['median_step_s']:.3f}" for v in (ou, co, ng)), f"**{r['step_time_ratio']}**",
+          "<= 0.75"],
+         ["peak memory (MB)", *(f"{v['peak_mb']:.0f}" for v in (ou, co, ng)), f"**{r['peak_memory_ratio']}**",
+          "<= 0.6"],
+         ["set-up incl. cache (s)", *(f"{v['setup_s']:.1f}" for v in (ou, co, ng)), "", ""]],
+        f"Cache alone: time {r['cache_only_step_time_ratio']}, memory {r['cache_only_peak_memory_ratio']}. "
+        f"Step-time ratio with the one-off cache amortized over a 10-epoch run: "
+        f"{r['step_time_ratio_with_cache_amortized']}.")
 
 
 def _rss_mb() -> float:
@@ -111,11 +151,9 @@ def run_variant(variant: str, shape: str, steps: int, batch: int, device: str, c
                 learning_rate: float = 1e-5, dtype: str = "fp32") -> dict:
     import torch
     import torch.nn.functional as F
+    from step_timer import StepTimer
 
     from negtune.trainers import UnlearnConfig, UnlearnTrainer
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from step_timer import StepTimer
 
     torch.manual_seed(0)
     if device == "cpu":
@@ -187,7 +225,7 @@ def run_variant(variant: str, shape: str, steps: int, batch: int, device: str, c
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--shape", choices=("tofu", "small"), default="tofu")
     ap.add_argument("--steps", type=int, default=7, help="optimizer steps per run; the first 2 are not timed")
     ap.add_argument("--batch", type=int, default=8, help="open-unlearning's TOFU per-device batch size")
@@ -198,7 +236,6 @@ def main() -> None:
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="activation checkpointing for every variant alike (the usual memory setting)")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
-    ap.add_argument("--json")
     a = ap.parse_args()
     a.dtype = a.dtype or ("bf16" if a.device == "cuda" else "fp32")
     if a.variant:
@@ -240,14 +277,12 @@ def main() -> None:
         "loss_change_after_training": statistics.mean(changes), "loss_change_relative_spread": loss_spread,
         "targets": "step_time_ratio <= 0.75, peak_memory_ratio <= 0.6",
     }
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))  # figures first, even when the check below fails
     # bf16 weights: an AdamW update of ~lr is below bf16's resolution for most weights, so which ones round
     # away depends on the last bits of the gradient (measured spread 9% in bf16, 4e-7 in fp32)
     if loss_spread > (0.02 if a.dtype == "fp32" else 0.25):
         sys.exit(f"the variants trained differently (NPO loss change after training: {changes})")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(summary, f, indent=2)
+    write_result(summary, a.json, echo=False)
 
 
 if __name__ == "__main__":

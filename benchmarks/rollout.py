@@ -8,23 +8,32 @@ Without --model a tiny arithmetic model is built first (short warm start, so com
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import statistics
-import tempfile
 import time
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from common import Run, arith_model, parser, section, write_result
 
-from negtune.data.prompts import format_prompt
-from negtune.data.tasks import make_arith
-from negtune.rollout.engines import HFEngine, SamplingConfig
+RUNS = (Run("rollout", full=("--prompts", "64", "--n", "4", "--repeats", "3"),
+            quick=("--prompts", "16", "--n", "2", "--repeats", "1", "--max-new-tokens", "48")),)
 
 
-def bare_loop(model, tok, prompts, sampling: SamplingConfig, batch_size: int) -> int:
+def results_section(r: dict) -> str:
+    s = r["settings"]
+    return section(
+        "Rollout: HFEngine vs a bare `model.generate` loop (`benchmarks/rollout.py`)",
+        f"Tiny arithmetic model, {s['prompts']} prompts x n={s['n']}, max_new_tokens {s['max_new_tokens']}, batch "
+        f"{s['batch_size']} prompts, median of {s['repeats']} interleaved repeats.",
+        ["HFEngine tokens/s", "bare generate tokens/s", "engine / bare", "target"],
+        [[r["hf_engine_tokens_per_s"], r["bare_generate_tokens_per_s"], f"**{r['engine_over_bare']}**",
+          "overhead <= 10% (>= 0.91)"]],
+        "HFEngine sorts prompts by length before batching, so its batches carry less padding.")
+
+
+def bare_loop(model, tok, prompts, sampling, batch_size: int) -> int:
     """What users write by hand: template, left-pad, generate, count tokens up to EOS."""
+    import torch
+
     tok.padding_side = "left"
     torch.manual_seed(sampling.seed)
     tokens = 0
@@ -42,22 +51,24 @@ def bare_loop(model, tok, prompts, sampling: SamplingConfig, batch_size: int) ->
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--model")
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    model_dir = args.model
-    if model_dir is None:
-        from negtune.models.tiny import WarmStartConfig, create_tiny_model
 
-        model_dir = tempfile.mkdtemp(prefix="negtune-bench-")
-        create_tiny_model(model_dir, warm=WarmStartConfig(time_budget_s=40, eval_every=10_000))
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from negtune.data.prompts import format_prompt
+    from negtune.data.tasks import make_arith
+    from negtune.rollout.engines import HFEngine, SamplingConfig
+
+    torch.set_num_threads(2)
+    model_dir = arith_model(args.model, warm_s=40)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     tok = AutoTokenizer.from_pretrained(model_dir)
     prompts = [format_prompt(r["prompt"]) for r in make_arith(args.prompts, seed=123)]
@@ -75,7 +86,7 @@ def main() -> None:
         rates["bare_generate"].append(n_tok / (time.perf_counter() - t))
     engine_rate = statistics.median(rates["hf_engine"])
     bare_rate = statistics.median(rates["bare_generate"])
-    result = {
+    write_result({
         "benchmark": "rollout_hf_engine_vs_bare_generate",
         "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
         "settings": {"prompts": args.prompts, "n": args.n, "max_new_tokens": args.max_new_tokens,
@@ -85,11 +96,7 @@ def main() -> None:
         "engine_over_bare": round(engine_rate / bare_rate, 3),
         "overhead_pct": round(100 * (bare_rate / engine_rate - 1), 1),
         "target": "overhead <= 10% (engine_over_bare >= 0.91)",
-    }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    }, args.json)
 
 
 if __name__ == "__main__":

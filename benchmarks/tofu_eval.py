@@ -10,13 +10,29 @@ the speed-up, and the largest difference between the two metric tables (target: 
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import Run, parser, section, write_result
+
+RUNS = (Run("tofu_eval", full=("--batch-size", "8", "--hidden", "512", "--layers", "8", "--max-new-tokens", "48"),
+            quick=("--batch-size", "8", "--limit", "8", "--max-new-tokens", "48")),)
+
+
+def results_section(r: dict) -> str:
+    return section(
+        "TOFU eval: batched vs a per-example loop (`benchmarks/tofu_eval.py`)",
+        f"{r['questions']} questions (forget, retain, real-author and world-fact analogues), "
+        f"{r['parameters']:,}-parameter model, batch {r['batch_size']} questions per forward pass (all their "
+        f"answers at once), {r.get('generation_batch_size', r['batch_size'])} per generate call; the loop "
+        "runs one forward pass per answer and one generate call per question.",
+        ["batched (s)", "per-example loop (s)", "speed-up", "largest metric difference",
+         "identical greedy generations", "target"],
+        [[r["batched_seconds"], r["per_example_seconds"], f"**{r['speedup']}x**", f"{r['max_metric_difference']:.1e}",
+          r["identical_generations"], ">= 3x, identical metrics"]])
 
 
 def per_example_split(scorer, rows: list[dict], split: str) -> dict[str, list]:
@@ -47,19 +63,18 @@ def per_example_split(scorer, rows: list[dict], split: str) -> dict[str, list]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model folder (default: build the tiny TOFU-fine-tuned model)")
-    parser.add_argument("--hidden", type=int, help="instead: a randomly initialised Qwen2 of this width (with "
-                        "--layers), so compute, not Python overhead, dominates; its answers run to --max-new-tokens")
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--tofu-root", help="TOFU-format folder (default: write the synthetic set)")
-    parser.add_argument("--forget-split", default="forget10")
-    parser.add_argument("--limit", type=int, help="first N questions of each eval set")
-    parser.add_argument("--batch-size", type=int, default=8, help="questions per forward pass")
-    parser.add_argument("--generation-batch-size", type=int, default=32, help="questions per generate call")
-    parser.add_argument("--max-new-tokens", type=int, default=200)
-    parser.add_argument("--json", help="also write the figures here")
-    args = parser.parse_args(argv)
+    ap = parser(__doc__)
+    ap.add_argument("--model", help="model folder (default: build the tiny TOFU-fine-tuned model)")
+    ap.add_argument("--hidden", type=int, help="instead: a randomly initialised Qwen2 of this width (with "
+                    "--layers), so compute, not Python overhead, dominates; its answers run to --max-new-tokens")
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--tofu-root", help="TOFU-format folder (default: write the synthetic set)")
+    ap.add_argument("--forget-split", default="forget10")
+    ap.add_argument("--limit", type=int, help="first N questions of each eval set")
+    ap.add_argument("--batch-size", type=int, default=8, help="questions per forward pass")
+    ap.add_argument("--generation-batch-size", type=int, default=32, help="questions per generate call")
+    ap.add_argument("--max-new-tokens", type=int, default=200)
+    args = ap.parse_args(argv)
 
     import torch
 
@@ -122,8 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{result['identical_generations']}")
     for k in tables["batched"]:
         print(f"  {k:26s} {tables['batched'][k]:.6f}  {tables['per_example'][k]:.6f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_result(result, args.json, echo=False)
     return result
 
 

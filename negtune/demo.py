@@ -20,6 +20,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from negtune import methods
+
 
 @dataclass
 class DemoSize:
@@ -38,13 +40,6 @@ FULL = DemoSize(warm_steps=600, facts_steps=500, train_prompts=96, eval_prompts=
 QUICK = DemoSize(warm_steps=120, facts_steps=200, train_prompts=24, eval_prompts=24, n=4, offline_steps=6,
                  online_steps=3, unlearn_steps=8)
 
-WHAT = {
-    "RFT": "likelihood of verified-correct samples",
-    "NFT": "RFT + implicit negative policy on wrong ones",
-    "NGRPO": "GRPO, calibrated so all-wrong groups learn",
-    "GA": "ascent on forget-answer likelihood",
-    "NPO": "bounded push-down vs the reference",
-}
 LORA = ["--use_peft", "true", "--lora_r", "16", "--lora_alpha", "32",
         "--lora_target_modules", "q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
 
@@ -146,8 +141,8 @@ class Demo:
             with self.stage(f"{i}. train {name} (LoRA) and evaluate"):
                 seconds = self.train(method, base, output, args)
                 after = self.math_eval(str(output), name.lower(), eval_file)["average"]["avg@4"]
-            self.rows.append({"method": name, "optimises": WHAT[name], "metrics": [("held-out avg@4", before, after)],
-                              "train_seconds": seconds})
+            self.rows.append({"method": name, "optimises": methods.get(method).objective,
+                              "metrics": [("held-out avg@4", before, after)], "train_seconds": seconds})
 
     def unlearning(self) -> None:
         from negtune.data.tasks.facts import write_tofu_synthetic
@@ -185,7 +180,8 @@ class Demo:
                 after = tofu_eval(output, f"tofu-{name.lower()}", log)
             metrics = [(label, before[key], after[key]) for label, key in (
                 ("forget prob", "forget_prob"), ("forget quality", "forget_quality"), ("model utility", "model_utility"))]
-            self.rows.append({"method": name, "optimises": WHAT[name], "metrics": metrics, "train_seconds": seconds})
+            self.rows.append({"method": name, "optimises": methods.get(method).objective, "metrics": metrics,
+                              "train_seconds": seconds})
 
     # -- report ----------------------------------------------------------------------------------------------
     def table(self) -> Table:
@@ -197,9 +193,9 @@ class Demo:
         return table
 
     def write_report(self, total: float) -> Path:
-        from negtune.evaluation.report import _pyplot, markdown_table
+        from negtune.evaluation.report import markdown_table, pyplot
 
-        plt = _pyplot()
+        plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
         math_rows = [r for r in self.rows if r["metrics"][0][0] == "held-out avg@4"]
         names = [r["method"] for r in math_rows]

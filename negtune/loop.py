@@ -8,48 +8,53 @@ resumes where it stopped (the rollout stage inside an iteration resumes shard by
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from negtune import methods
 from negtune.data.io import DataError
 from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
 
 @dataclass
 class LoopConfig:
-    model: str
-    dataset: str
-    out: str
-    iterations: int = 3
-    method: str = "nft"  # nft or rft
-    n: int = 8
-    verifier: str = "math"
-    max_new_tokens: int = 512
-    temperature: float = 1.0
-    limit: int | None = None
-    seed: int = 0
-    max_steps: int = 50
-    learning_rate: float = 1e-5
-    batch_size: int = 8
-    lora: bool = False
-    lora_r: int = 16
-    use_cpu: bool = False
+    """``negtune loop`` settings (its flags are these fields)."""
+
+    model: str = field(metadata={"help": "the starting model (hub id or folder)"})
+    dataset: str = field(metadata={"help": "prompts with gold answers: file, benchmark name or hub id"})
+    out: str = field(metadata={"help": "output folder (one iter-NN folder per iteration); reruns resume"})
+    iterations: int = field(default=3, metadata={"help": "rollout -> train iterations"})
+    method: str = field(default="nft", metadata={"help": "nft or rft: the offline_rlvr methods of the registry "
+                                                         "(nft_offline, rft_offline)",
+                                                 "choices": [m.removesuffix("_offline")
+                                                             for m in methods.names("offline_rlvr")]})
+    n: int = field(default=8, metadata={"help": "samples per prompt"})
+    verifier: str = field(default="math", metadata={"help": "the verifier of the rollouts"})
+    max_new_tokens: int = field(default=512, metadata={"help": "tokens per completion at most"})
+    temperature: float = field(default=1.0, metadata={"help": "rollout temperature"})
+    limit: int | None = field(default=None, metadata={"help": "first N prompts only"})
+    seed: int = field(default=0, metadata={"help": "seed of sampling and training"})
+    max_steps: int = field(default=50, metadata={"help": "training steps per iteration"})
+    learning_rate: float = field(default=1e-5, metadata={"help": "training learning rate"})
+    batch_size: int = field(default=8, metadata={"help": "per-device training batch size"})
+    lora: bool = field(default=False, metadata={"help": "train a LoRA adapter per iteration (merged after)"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank (with --lora)"})
+    use_cpu: bool = field(default=False, metadata={"help": "train on the CPU even when a GPU is visible"})
 
 
 def _train_iteration(cfg: LoopConfig, model_path: str, rows, out: Path) -> str:
     from peft import LoraConfig
     from transformers import AutoTokenizer
 
-    from negtune.trainers import OfflineNFTConfig, OfflineNFTTrainer
-
+    spec = methods.get(f"{cfg.method}_offline")
     tok = AutoTokenizer.from_pretrained(model_path)
-    args = OfflineNFTConfig(output_dir=str(out / "train"), method=cfg.method, max_steps=cfg.max_steps,
+    args = spec.make_config(output_dir=str(out / "train"), max_steps=cfg.max_steps,
                             learning_rate=cfg.learning_rate, per_device_train_batch_size=cfg.batch_size,
                             seed=cfg.seed, use_cpu=cfg.use_cpu, save_strategy="no", logging_steps=10,
                             disable_tqdm=True)
     peft = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules="all-linear",
                       task_type="CAUSAL_LM") if cfg.lora else None
-    trainer = OfflineNFTTrainer(model_path, args, train_dataset=rows, processing_class=tok, peft_config=peft)
+    trainer = spec.trainer_class(model_path, args, train_dataset=rows, processing_class=tok, peft_config=peft)
     trainer.train()
     model_dir = out / "model"
     if cfg.lora:  # keep the adapter, and merge it so the next rollout starts from the updated weights
@@ -64,7 +69,7 @@ def _train_iteration(cfg: LoopConfig, model_path: str, rows, out: Path) -> str:
 
 def run_loop(cfg: LoopConfig, progress: bool = True) -> list[dict]:
     """Run or resume the loop; returns one stats dict per iteration (pass@1 of its rollout, etc.)."""
-    if cfg.method not in ("nft", "rft"):
+    if f"{cfg.method}_offline" not in methods.names("offline_rlvr"):
         raise ValueError(f"--method {cfg.method!r}: expected nft or rft")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,27 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from negtune import methods
 from negtune.data.io import DataError
-from negtune.trainers import (
-    ONLINE_METHODS,
-    UNLEARN_METHODS,
-    ContrastiveRationaleConfig,
-    ContrastiveRationaleTrainer,
-    OfflineNFTConfig,
-    OfflineNFTTrainer,
-    UnlearnConfig,
-    UnlearnTrainer,
-    UnlikelihoodConfig,
-    UnlikelihoodTrainer,
-)
-from negtune.trainers.rlvr import CONFIG_CLASSES
 
-METHODS = {**{m: (UnlearnConfig, UnlearnTrainer) for m in UNLEARN_METHODS},
-           "unlikelihood": (UnlikelihoodConfig, UnlikelihoodTrainer),
-           "contrastive": (ContrastiveRationaleConfig, ContrastiveRationaleTrainer),
-           "nft_offline": (OfflineNFTConfig, OfflineNFTTrainer),
-           "rft_offline": (OfflineNFTConfig, OfflineNFTTrainer),
-           **{m: (CONFIG_CLASSES[m], None) for m in ONLINE_METHODS}}
+METHODS = methods.METHODS
 
 
 @dataclass
@@ -68,6 +51,14 @@ class DataArguments:
     limit: int | None = field(default=None, metadata={"help": "online RL: first N prompts of --dataset"})
 
 
+# Which families read each data field: giving one to a method of another family is an error, not silence.
+DATA_FIELD_FAMILIES = {
+    "dataset": ("labeled", "offline_rlvr", "online_rlvr"),
+    "forget": ("unlearn",), "retain": ("unlearn",), "tofu_root": ("unlearn",),
+    "verifier": ("online_rlvr",), "template": ("online_rlvr",), "limit": ("online_rlvr",),
+}
+
+
 @dataclass
 class RunArguments:
     """How the run starts."""
@@ -90,29 +81,40 @@ def resume_checkpoint(output_dir: str) -> str:
     return found
 
 
+def _read_config(argv: list[str]) -> dict:
+    if "--config" not in argv:
+        return {}
+    i = argv.index("--config")
+    if i + 1 >= len(argv):
+        raise DataError("--config needs a file (a YAML recipe)")
+    path = Path(argv[i + 1])
+    if not path.is_file():
+        raise DataError(f"--config {path}: no such file")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise DataError(f"--config {path}: not valid YAML ({e})") from None
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise DataError(f"--config {path}: expected a mapping of field: value, got {type(cfg).__name__}")
+    return cfg
+
+
 def _split_method(argv: list[str]) -> tuple[str, list[str]]:
+    """The method: the first word, else the recipe's ``method:`` line (``accelerate launch -m negtune.train``)."""
     if argv and not argv[0].startswith("-"):
         return argv[0], argv[1:]
-    if "--config" in argv:
-        cfg = yaml.safe_load(Path(argv[argv.index("--config") + 1]).read_text()) or {}
-        if "method" in cfg:
-            return cfg["method"], argv
+    method = _read_config(argv).get("method")
+    if method is not None:
+        return method, argv
     raise DataError(f"which method? `negtune train METHOD ...` with METHOD one of {', '.join(METHODS)}")
 
 
-def _qa_source(name: str, tofu_root: str | None, flag: str) -> str | list[dict]:
-    """``--forget`` / ``--retain``: a question/answer file (returned as a path: the trainer reads it and names it in
-    its errors) or a TOFU split name (loaded here; errors name the flag)."""
-    from negtune.data.tofu import load_tofu_split
-
-    if Path(name).suffix in (".json", ".jsonl", ".csv", ".parquet"):
-        if not Path(name).exists():
-            raise DataError(f"--{flag} {name}: no such file")
-        return name
-    try:
-        return load_tofu_split(name, tofu_root)
-    except DataError as e:
-        raise DataError(f"--{flag} {name}: {e}") from None
+def _explicit_fields(argv: list[str], config: dict) -> set[str]:
+    """Fields set by the command line or the recipe (not by a default)."""
+    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    return (given | set(config)) - {"config"}
 
 
 def build_trainer(method: str, data_args: DataArguments, train_args, model_args):
@@ -120,8 +122,7 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
 
     from negtune.models.loading import load_model, load_tokenizer
 
-    if method not in METHODS:
-        raise DataError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    spec = methods.get(method)
     if not model_args.model_name_or_path:
         raise DataError("--model_name_or_path is required (a hub id or a local model folder)")
     trust = bool(getattr(train_args, "trust_remote_code", False) or getattr(data_args, "trust_remote_code", False))
@@ -131,8 +132,7 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
     tok = load_tokenizer(model_args.model_name_or_path, trust_remote_code=trust)
     model = load_model(model_args.model_name_or_path, dtype=model_args.dtype or "float32", trust_remote_code=trust)
     peft_config = get_peft_config(model_args)
-    _, trainer_cls = METHODS[method]
-    if method in ONLINE_METHODS:
+    if spec.family == "online_rlvr":
         from negtune.trainers import build_online_trainer, prompt_dataset
 
         if not data_args.dataset:
@@ -141,46 +141,45 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
         prompts = prompt_dataset(data_args.dataset, data_args.template, data_args.limit)
         return build_online_trainer(method, model, prompts, tok, args=train_args, verifier=data_args.verifier,
                                     peft_config=peft_config)
-    if method in ("nft_offline", "rft_offline"):
-        train_args.method = method.split("_")[0]
-        if train_args.method == "rft":
-            train_args.neg_weight = 0.0
-    if method in UNLEARN_METHODS:
+    if spec.family == "unlearn":
+        from negtune.data.rows import training_rows
         from negtune.data.tofu import RETAIN_FOR_FORGET
 
-        train_args.method = method
         if not data_args.forget:
             raise DataError(f"method {method!r} needs --forget (a TOFU forget split or a question/answer file)")
         retain = data_args.retain or RETAIN_FOR_FORGET.get(data_args.forget)
-        return trainer_cls(model, train_args,
-                           forget_dataset=_qa_source(data_args.forget, data_args.tofu_root, "forget"),
-                           retain_dataset=_qa_source(retain, data_args.tofu_root, "retain") if retain else None,
-                           processing_class=tok, peft_config=peft_config)
+        read = lambda source, flag: training_rows(source, "qa", flag, tofu_root=data_args.tofu_root,  # noqa: E731
+                                                  flag=flag)
+        return spec.trainer_class(model, train_args, forget_dataset=read(data_args.forget, "forget"),
+                                  retain_dataset=read(retain, "retain") if retain else None,
+                                  processing_class=tok, peft_config=peft_config)
     if not data_args.dataset:
         raise DataError(f"method {method!r} needs --dataset (a labeled dataset from `negtune rollout`)")
     # a path: the trainer reads it (a rollout folder or a table file) and names it in its errors
-    return trainer_cls(model, train_args, train_dataset=data_args.dataset, processing_class=tok,
-                       peft_config=peft_config)
+    return spec.trainer_class(model, train_args, train_dataset=data_args.dataset, processing_class=tok,
+                              peft_config=peft_config)
 
 
 def parse_train_args(method: str, argv: list[str]):
     """``(data_args, train_args, model_args)`` for ``negtune train METHOD`` (``argv`` without the method word).
 
-    ``TrlParser`` over :class:`DataArguments`, the method's config and TRL's ``ModelConfig``: a YAML
-    ``--config`` gives defaults (an unknown key is an error), command-line flags override them. For the online
-    methods, the method's own defaults (``METHOD_DEFAULTS``, e.g. ``dr_grpo``'s ``loss_type``) apply to every
-    field that neither the config file nor the command line sets.
+    ``TrlParser`` over :class:`DataArguments`, the method's config and TRL's ``ModelConfig``. The method's
+    registry defaults (``negtune.methods``: SimNPO's beta, dr_grpo's loss_type, ...) are the parser's defaults
+    before anything else is read, so every default is resolved for the right method; a YAML ``--config``
+    overrides them (an unknown key is an error) and command-line flags override both. A recipe or flag that
+    names another method, or a data flag this method does not read, is an error.
     """
     from trl import ModelConfig, TrlParser
 
-    if method not in METHODS:
-        raise DataError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    config_cls, _ = METHODS[method]
-    types = [DataArguments, config_cls, ModelConfig]
+    spec = methods.get(method)
+    config_cls = spec.config_class
+    config = _read_config(argv)
     own = {f.name for f in fields(config_cls)}
     extras = [t for t, name in ((MethodArguments, "method"), (LoadArguments, "trust_remote_code")) if name not in own]
     extras.append(RunArguments)
-    parser = TrlParser((*types, *extras), prog=f"negtune train {method}")
+    parser = TrlParser((DataArguments, config_cls, ModelConfig, *extras), prog=f"negtune train {method}")
+    parser.set_defaults_with_config(**spec.defaults)
+    _check_method_names(method, spec, config.get("method"), "the recipe's `method:`")
     try:
         data_args, train_args, model_args, *extra_args = parser.parse_args_and_config(list(argv))
     except ValueError as e:  # a config's __post_init__ check: say which flags are at fault
@@ -190,20 +189,43 @@ def parse_train_args(method: str, argv: list[str]):
     for extra in extra_args:  # fold the switches into data_args, where build_trainer reads them
         for f in fields(extra):
             setattr(data_args, f.name, getattr(extra, f.name))
-    if method in ONLINE_METHODS:
-        from negtune.trainers.rlvr import METHOD_DEFAULTS
-
-        explicit = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
-        if "--config" in argv:
-            explicit |= set(yaml.safe_load(Path(argv[argv.index("--config") + 1]).read_text()) or {})
-        for name, value in METHOD_DEFAULTS[method].items():  # the method's defaults unless given explicitly
-            if name not in explicit:
-                setattr(train_args, name, value)
+    for named in {getattr(train_args, "method", None), getattr(data_args, "method", None)}:
+        _check_method_names(method, spec, named, "--method")
+    unused = sorted(name for name in _explicit_fields(argv, config) & set(DATA_FIELD_FAMILIES)
+                    if spec.family not in DATA_FIELD_FAMILIES[name])
+    if unused:
+        raise DataError(f"negtune train {method}: {', '.join('--' + n for n in unused)} "
+                        f"{'does' if len(unused) == 1 else 'do'} nothing for this method (it reads "
+                        f"{methods.FAMILIES[spec.family]}); remove {'it' if len(unused) == 1 else 'them'}")
     return data_args, train_args, model_args
+
+
+def _check_method_names(method: str, spec, named: str | None, where: str) -> None:
+    """A recipe or flag may repeat the method's name (or its config's own value of ``method``), never another."""
+    if named is None or named in (method, spec.defaults.get("method")):
+        return
+    raise DataError(f"negtune train {method}: {where} says {named!r}; the method is the command word "
+                    f"(negtune train {named} ...), so drop or fix that line")
+
+
+def usage() -> str:
+    """``negtune train`` / ``negtune train --help``: the methods, from the registry."""
+    lines = ["usage: negtune train METHOD [--config recipe.yaml] [--field value ...]",
+             "       negtune train METHOD --help   (every field of the method's config, with its default)", ""]
+    for family, what in methods.FAMILIES.items():
+        lines.append(f"{family}: {what}")
+        for m in methods.METHODS.values():
+            if m.family == family:
+                lines.append(f"  {m.name:<13} {m.objective}{'  [baseline]' if m.baseline else ''}")
+    lines.append("\nrecipes: recipes/METHOD/tiny.yaml (CPU, seconds) and real-model recipes beside them")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
     method, rest = _split_method(argv)
     data_args, train_args, model_args = parse_train_args(method, rest)
     resume = train_args.resume_from_checkpoint
@@ -217,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resuming from {resume}", flush=True)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(train_args.output_dir)
-    if method in ONLINE_METHODS and trainer.args.should_save:  # TRL's trainers write no card of ours
+    if methods.get(method).family == "online_rlvr" and trainer.args.should_save:  # TRL writes no card of ours
         from negtune.trainers.base import write_model_card
 
         write_model_card(trainer, train_args.output_dir, method,

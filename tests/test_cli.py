@@ -2,6 +2,8 @@ import json
 import shutil
 import subprocess
 
+import pytest
+
 from negtune.cli import main
 
 
@@ -62,3 +64,53 @@ def test_console_script_installed():
     assert exe, "the negtune console script is not on PATH (pip install -e .)"
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
     assert "tiny-model" in out and "data" in out
+
+
+def test_flags_are_the_config_fields():
+    """Every field of a command's config is a flag (in both spellings), with the field's help and default."""
+    from dataclasses import MISSING, fields
+
+    from negtune.cli import build_parser
+    from negtune.evaluation.math import MathEvalConfig
+    from negtune.evaluation.tofu import TofuEvalConfig
+    from negtune.loop import LoopConfig
+    from negtune.rollout.stage import RolloutConfig
+
+    parser = build_parser()
+    subparsers = {a.dest: a for a in parser._actions if a.dest == "command"}["command"].choices
+    evals = {a.dest: a for a in subparsers["eval"]._actions if a.dest == "eval_command"}["eval_command"].choices
+    for sub, cls in ((subparsers["rollout"], RolloutConfig), (subparsers["loop"], LoopConfig),
+                     (evals["math"], MathEvalConfig), (evals["tofu"], TofuEvalConfig)):
+        actions = {a.dest: a for a in sub._actions}
+        for f in fields(cls):
+            action = actions[f.name]
+            assert f"--{f.name}" in action.option_strings and f.metadata.get("help"), (cls.__name__, f.name)
+            if "_" in f.name:
+                assert f"--{f.name.replace('_', '-')}" in action.option_strings
+            if f.default is not MISSING:
+                assert action.default == f.default, (cls.__name__, f.name)
+
+
+def test_a_flag_that_does_nothing_is_an_error(tmp_path, capsys):
+    assert main(["tiny-model", "--task", "facts", "--max-steps", "60", "--out", str(tmp_path / "m")]) == 2
+    assert "--max-steps does nothing when --task is facts (it acts with --task arith)" in capsys.readouterr().err
+    assert main(["tiny-model", "--task", "arith", "--facts_steps", "5", "--out", str(tmp_path / "m")]) == 2
+    assert "--facts-steps does nothing when --task is arith" in capsys.readouterr().err
+    assert main(["rollout", "--model", "m", "--dataset", "d", "--out", str(tmp_path / "r"), "--engine", "hf",
+                 "--tensor-parallel-size", "2"]) == 2
+    assert "--tensor-parallel-size does nothing when --engine is hf" in capsys.readouterr().err
+    assert main(["loop", "--model", "m", "--dataset", "d", "--out", str(tmp_path / "l"), "--lora-r", "4"]) == 2
+    assert "--lora-r does nothing when --lora is not given" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_bug_is_not_reported_as_bad_input(monkeypatch):
+    """Only the errors negtune raises for bad input become `negtune: error` (exit 2); a KeyError is a bug."""
+    import negtune.demo
+
+    def broken(**kwargs):
+        raise KeyError("internal")
+
+    monkeypatch.setattr(negtune.demo, "run_demo", broken)
+    with pytest.raises(KeyError):
+        main(["demo", "--out", "x"])

@@ -127,3 +127,21 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     moved = max((big[k] - base[k]).abs().max().item() for k in big)
     diff = max((big[k] - acc[k]).abs().max().item() for k in big)
     assert moved > 1e-2 and diff < 1e-5, (moved, diff)
+
+
+def test_two_process_contrastive_keeps_one_discriminator(tiny_model_dir, labeled_rollout, tmp_path):
+    """The contrastive trainer's online discriminator is no DDP module: its gradient (gathered over the 2
+    accumulated micro-batches of each step) is all-reduced before its single Adam step per optimizer step, so
+    both ranks, fed different batches, save the same discriminator in every checkpoint."""
+    data, out = tmp_path / "labeled.parquet", tmp_path / "out"
+    labeled_rollout.to_parquet(str(data))
+    _launch(["contrastive", "--config", str(RECIPES / "contrastive/tiny.yaml"), "--model_name_or_path",
+             str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
+             "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2", "--self_adversarial",
+             "false", "--disc_warmup_steps", "0", "--save_strategy", "steps", "--save_steps", "2",
+             "--disable_tqdm", "true"], tmp_path)
+    ranks = [torch.load(out / "checkpoint-2" / f"negtune_state_{r}.pt", weights_only=True) for r in (0, 1)]
+    for state in ranks:  # Adam ran once per optimizer step on each rank
+        assert {int(s["step"]) for s in state["disc_opt"]["state"].values()} == {2}
+    a, b = (state["discriminator"] for state in ranks)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -67,7 +67,7 @@ def test_math_eval_resumes_without_generating(math_run):
 
 def test_math_compare(math_run, tmp_path, capsys):
     cfg, results = math_run
-    assert cli(["eval", "math", "--compare", cfg.out, cfg.out, "--out", str(tmp_path)]) == 0
+    assert cli(["eval", "compare", cfg.out, cfg.out, "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "easy/avg@3" in text and "B − A" in text
     assert "| easy/avg@3 |" in (tmp_path / "compare.md").read_text() and (tmp_path / "compare.png").exists()

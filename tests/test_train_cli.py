@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from negtune import methods
 from negtune.cli import main
 from negtune.data.io import DataError
 from negtune.data.tasks.facts import write_tofu_synthetic
@@ -11,11 +12,19 @@ from negtune.data.tasks.facts import write_tofu_synthetic
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
-@pytest.mark.parametrize("method", ["ga", "graddiff", "npo", "npo_rt", "npo_kl", "simnpo"])
+def _recipe_without_method(method: str, tmp_path: Path) -> str:
+    """The tiny recipe minus its `method:` line: the command word alone must set the method and its defaults."""
+    lines = (RECIPES / method / "tiny.yaml").read_text().splitlines()
+    path = tmp_path / f"{method}.yaml"
+    path.write_text("\n".join(line for line in lines if not line.startswith("method:")) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("method", methods.names("unlearn"))
 def test_unlearn_recipes_run(method, tiny_facts_model_dir, tmp_path):
     tofu = write_tofu_synthetic(tmp_path / "tofu")
     out = tmp_path / "out"
-    argv = ["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+    argv = ["train", method, "--config", _recipe_without_method(method, tmp_path), "--model_name_or_path",
             str(tiny_facts_model_dir), "--tofu_root", str(tofu), "--output_dir", str(out), "--max_steps", "2",
             "--disable_tqdm", "true"]
     if method == "npo":
@@ -27,15 +36,17 @@ def test_unlearn_recipes_run(method, tiny_facts_model_dir, tmp_path):
         assert (out / "adapter_model.safetensors").exists() and '"beta": 0.05' in card
     else:
         assert (out / "model.safetensors").exists()
+    if method == "simnpo":  # SimNPO's own beta, not NPO's 0.1, with no `method:` line in the recipe
+        assert '"beta": 2.5' in card
 
 
-@pytest.mark.parametrize("method", ["unlikelihood", "contrastive"])
+@pytest.mark.parametrize("method", methods.names("labeled"))
 def test_labeled_recipes_run(method, tiny_model_dir, labeled_rollout, tmp_path):
     data = tmp_path / "labeled.parquet"
     labeled_rollout.to_parquet(str(data))
     out = tmp_path / "out"
     extra = ["--adversarial_max_new_tokens", "8"] if method == "contrastive" else []
-    assert main(["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+    assert main(["train", method, "--config", _recipe_without_method(method, tmp_path), "--model_name_or_path",
                  str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
                  "--disable_tqdm", "true", *extra]) == 0
     assert (out / "adapter_model.safetensors").exists()
@@ -53,14 +64,14 @@ def test_train_cli_errors(tiny_facts_model_dir, tmp_path, capsys):
         _split_method(["--output_dir", "x"])
 
 
-@pytest.mark.parametrize("method", ["grpo", "dr_grpo", "ngrpo", "nft", "rft"])
+@pytest.mark.parametrize("method", methods.names("online_rlvr"))
 def test_online_recipes_run(method, tiny_model_dir, tmp_path):
     from negtune.data.io import write_jsonl
     from negtune.data.tasks import make_arith
 
     write_jsonl(tmp_path / "arith.jsonl", make_arith(8, seed=3, difficulty=1))
     out = tmp_path / "out"
-    assert main(["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+    assert main(["train", method, "--config", _recipe_without_method(method, tmp_path), "--model_name_or_path",
                  str(tiny_model_dir), "--dataset", str(tmp_path / "arith.jsonl"), "--output_dir", str(out),
                  "--max_steps", "1", "--max_completion_length", "32", "--disable_tqdm", "true"]) == 0
     card = (out / "README.md").read_text()
@@ -69,14 +80,18 @@ def test_online_recipes_run(method, tiny_model_dir, tmp_path):
         assert '"epsilon": 0.16' in card and '"epsilon_high": 0.24' in card
     if method == "rft":
         assert '"neg_weight": 0.0' in card
+    if method in ("grpo", "dr_grpo"):
+        assert f'"loss_type": "{method}"' in card
 
 
-@pytest.mark.parametrize("method", ["nft_offline", "rft_offline"])
+@pytest.mark.parametrize("method", methods.names("offline_rlvr"))
 def test_offline_nft_recipes_run(method, tiny_model_dir, labeled_rollout, tmp_path):
     data = tmp_path / "labeled.parquet"
     labeled_rollout.to_parquet(str(data))
     out = tmp_path / "out"
-    assert main(["train", method, "--config", str(RECIPES / method / "tiny.yaml"), "--model_name_or_path",
+    assert main(["train", method, "--config", _recipe_without_method(method, tmp_path), "--model_name_or_path",
                  str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
                  "--disable_tqdm", "true"]) == 0
-    assert f"`{method.split('_')[0]}`" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert f"`{method}`" in card and "paper: Chen et al. 2025" in card
+    assert ('"neg_weight": 0.0' in card) == (method == "rft_offline")

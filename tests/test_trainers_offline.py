@@ -163,6 +163,45 @@ def test_contrastive_trains_with_self_adversarial_negatives(tiny_model_dir, labe
         assert {"adversarial_sampled", "negative_margin", "answer_nll", "discriminator_loss"} <= keys
 
 
+def test_contrastive_discriminator_steps_once_per_optimizer_step(tiny_model_dir, labeled_rollout, tmp_path):
+    """Gradient accumulation 2: every micro-batch adds its BCE gradient, and the discriminator takes one Adam step
+    per optimizer step with the mean of the two (not one step per micro-batch)."""
+    import copy
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    args = ContrastiveRationaleConfig(output_dir=str(tmp_path / "o"), self_adversarial=False, disc_warmup_steps=0,
+                                      gradient_accumulation_steps=2, **{**COMMON, "max_steps": 3})
+    trainer = ContrastiveRationaleTrainer(str(tiny_model_dir), args, train_dataset=labeled_rollout,
+                                          processing_class=tok)
+    initial = copy.deepcopy(trainer.discriminator)
+    micro_batches, after_step_1 = [], {}
+    accumulate = trainer._accumulate_discriminator
+
+    def recording(ids, mask, target):
+        micro_batches.append((trainer.state.global_step, ids.clone(), mask.clone(), target.clone()))
+        return accumulate(ids, mask, target)
+
+    class Snapshot(TrainerCallback):  # added after the trainer's own callback: sees the stepped discriminator
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                after_step_1.update(copy.deepcopy(trainer.discriminator.state_dict()))
+
+    trainer._accumulate_discriminator = recording
+    trainer.add_callback(Snapshot())
+    trainer.train()
+    assert trainer.state.global_step == 3
+    assert [m[0] for m in micro_batches] == [0, 0, 1, 1, 2, 2]
+    assert {int(s["step"]) for s in trainer.disc_opt.state.values()} == {3}  # Adam steps: one per optimizer step
+    # step 1 by hand: Adam on the mean BCE of the step's two micro-batches
+    opt = torch.optim.Adam(initial.parameters(), lr=args.disc_lr)
+    losses = [torch.nn.functional.binary_cross_entropy_with_logits(initial(ids, mask), target)
+              for step, ids, mask, target in micro_batches if step == 0]
+    (sum(losses) / len(losses)).backward()
+    opt.step()
+    for name, value in initial.state_dict().items():
+        torch.testing.assert_close(after_step_1[name], value)
+
+
 def test_bad_input(tiny_facts_model_dir, synthetic_tofu, tmp_path):
     tok = AutoTokenizer.from_pretrained(tiny_facts_model_dir)
     args = UnlearnConfig(output_dir=str(tmp_path / "o"), method="npo_rt", ref_cache_dir=str(tmp_path / "c"), **COMMON)

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,34 @@ def _read_json_rows(path: Path) -> list[dict]:
     return rows
 
 
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` atomically: ``write(tmp)`` fills a temporary file next to it (``.<name>.<random>.tmp``,
+    same folder, so the rename stays on one filesystem), which is then renamed over ``path``. A killed writer
+    never leaves half a file; a writer that raises leaves no temporary file either."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """:func:`atomic_write` of a text file (UTF-8)."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
-    """Write JSON lines atomically (temp file + rename), so a killed writer never leaves half a file."""
+    """Write JSON lines atomically (:func:`atomic_write`), creating the folder if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    atomic_write(path, write)

@@ -24,28 +24,36 @@ DEFAULT_BENCHMARKS = ("gsm8k", "math500", "aime24", "aime25", "amc23", "minerva"
 
 @dataclass
 class MathEvalConfig:
-    """``negtune eval math`` settings. Defaults: the lighteval/open-r1 sampling (DESIGN §3)."""
+    """``negtune eval math`` settings (its flags are these fields). Defaults: the lighteval/open-r1 sampling."""
 
-    model: str
-    out: str
-    benchmarks: list[str] = field(default_factory=lambda: list(DEFAULT_BENCHMARKS))
-    adapter: str | None = None
-    n: int = 4
-    temperature: float = 0.6  # 0 = greedy
-    top_p: float = 0.95
-    max_new_tokens: int = 2048
-    template: str = "qwen-math-cot"
-    verifier: str = "math"
-    seed: int = 0
-    limit: int | None = None  # first N problems of each benchmark (quick checks)
-    engine: str = "auto"
-    batch_size: int = 16
-    dtype: str = "auto"
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    verify_timeout: float = 5.0
-    verify_workers: int | None = None
-    trust_remote_code: bool = False
+    model: str = field(metadata={"help": "hub id, local model folder or a LoRA output folder"})
+    out: str = field(metadata={"help": "output folder (results.json, samples.jsonl, report.md, plots/); reruns "
+                                       "resume"})
+    benchmarks: list[str] = field(default_factory=lambda: list(DEFAULT_BENCHMARKS), metadata={
+        "help": "benchmark names (gsm8k, math500, ...), data files or hub ids; space- or comma-separated"})
+    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder"})
+    n: int = field(default=4, metadata={"help": "samples per problem"})
+    temperature: float = field(default=0.6, metadata={"help": "0 = greedy"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling"})
+    max_new_tokens: int = field(default=2048, metadata={"help": "tokens per completion at most"})
+    template: str = field(default="qwen-math-cot", metadata={
+        "help": "qwen-math-cot, plain, or a string containing '{problem}'"})
+    verifier: str = field(default="math", metadata={"help": "math, gsm8k, numeric, exact, choice or module:function"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    limit: int | None = field(default=None, metadata={"help": "first N problems of each benchmark (quick checks)"})
+    engine: str = field(default="auto", metadata={"help": "auto, hf or vllm", "choices": ["auto", "hf", "vllm"]})
+    batch_size: int = field(default=16, metadata={"help": "prompts per generate call (hf engine)"})
+    dtype: str = field(default="auto", metadata={"help": "model dtype"})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm engine: GPUs per model"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm engine: GPU memory fraction"})
+    verify_timeout: float = field(default=5.0, metadata={"help": "verifier seconds per sample"})
+    verify_workers: int | None = field(default=None, metadata={"help": "verifier processes (default: all cores)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code (off)"})
+
+    def __post_init__(self):
+        if isinstance(self.benchmarks, str):
+            self.benchmarks = [self.benchmarks]
+        self.benchmarks = [b.strip() for item in self.benchmarks for b in item.split(",") if b.strip()]
 
 
 def benchmark_name(source: str) -> str:

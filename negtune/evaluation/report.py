@@ -9,7 +9,8 @@ from typing import Any
 from negtune.data.io import DataError
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (every report plot goes through it)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on servers and CI
@@ -32,13 +33,14 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _settings_block(settings: dict[str, Any]) -> str:
+def settings_block(settings: dict[str, Any]) -> str:
+    """A run's settings as a fenced JSON block for a Markdown report."""
     return "```json\n" + json.dumps(settings, indent=2) + "\n```"
 
 
 def write_math_report(results: dict[str, Any], out: Path) -> Path:
     """``report.md`` with the metric table, the settings, an accuracy bar chart and pass@k curves."""
-    plt = _pyplot()
+    plt = pyplot()
     n = results["settings"]["n"]
     benches = results["benchmarks"]
     names = list(benches)
@@ -92,7 +94,7 @@ def write_math_report(results: dict[str, Any], out: Path) -> Path:
         "![pass@k](plots/pass_at_k.png)",
         "",
         "## Settings",
-        _settings_block(s),
+        settings_block(s),
         "",
         "Per-problem samples: `samples.jsonl`; raw labeled rollouts: `rollouts/<benchmark>/`.",
     ]
@@ -135,7 +137,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, out: str | Path | None = 
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        plt = _pyplot()
+        plt = pyplot()
         shown = [k for k in keys if a[k] is not None and b[k] is not None]
         fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(shown) + 2), 3.8))
         xs = range(len(shown))

@@ -1,4 +1,4 @@
-"""Contrastive rationale losses: QCRD-style (Wang et al. 2024) and the sequence-level margin (Click / SLiC).
+"""Contrastive rationale loss: QCRD-style (Wang et al. 2024).
 
 QCRD has no released code; the shape follows the paper's description: weighted NLL on denoised positive
 rationales, a margin-bounded push on negatives (a negative's NLL is raised only up to delta, so the term
@@ -41,13 +41,3 @@ def contrastive_rationale_loss(
     l_ans = answer_nll.mean() if answer_nll is not None and answer_nll.numel() else pos_nll.new_zeros(())
     loss = alpha_answer * l_ans + alpha_pos * l_pos + alpha_neg * l_neg
     return loss, {"answer": l_ans.detach(), "positive": l_pos.detach(), "negative": l_neg.detach()}
-
-
-def sequence_margin_loss(pos_logps: torch.Tensor, neg_logps: torch.Tensor, margin: float = 15.0) -> torch.Tensor:
-    """Sequence-likelihood calibration hinge (Click: Zheng et al. 2023; SLiC: Zhao et al. 2023):
-
-        L_margin = mean max(0, margin - (log pi(y+|x) - log pi(y-|x)))      (summed log-probs)
-
-    Click adds it to the LM loss on positives with weight gamma (0.1-0.5) and margin 15-20.
-    """
-    return torch.clamp(margin - (pos_logps - neg_logps), min=0.0).mean()

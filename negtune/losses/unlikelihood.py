@@ -86,8 +86,3 @@ def repeat_ngram_mask(token_ids: torch.Tensor, n: int = 4, mask: torch.Tensor | 
                 out[b, t] = True
             seen.add(gram)
     return out
-
-
-def sequence_unlikelihood_loss(logits: torch.Tensor, token_ids: torch.Tensor, ngram_mask: torch.Tensor) -> torch.Tensor:
-    """L_seq = -(1/|m|) * sum_t m_t * log(1 - p(y_t | y_<t)), m from :func:`repeat_ngram_mask`."""
-    return negative_unlikelihood_loss(logits, token_ids, ngram_mask)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from negtune.data.io import atomic_write, atomic_write_text
 from negtune.data.loaders import load_records
 from negtune.data.prompts import format_prompt
 from negtune.data.schema import prompt_id, read_labeled
@@ -37,36 +36,40 @@ class RolloutSettingsError(ValueError):
 
 @dataclass
 class RolloutConfig:
-    """Everything ``negtune rollout`` takes. Sampling: temperature 0 = greedy."""
+    """Everything ``negtune rollout`` takes (its flags are these fields). Sampling: temperature 0 = greedy."""
 
-    model: str
-    dataset: str
-    out: str
-    n: int = 8
-    verifier: str = "math"
-    adapter: str | None = None
-    format: str | None = None
-    split: str | None = None
-    config: str | None = None
-    prompt_column: str | None = None
-    answer_column: str | None = None
-    engine: str = "auto"
-    template: str = "qwen-math-cot"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 512
-    seed: int = 0
-    stop: list[str] = field(default_factory=list)
-    logprobs: bool = False
-    limit: int | None = None
-    shard_size: int = 64  # prompts per shard (the unit of resumption)
-    batch_size: int = 16  # prompts per generate call (HF engine)
-    verify_timeout: float = 5.0  # seconds per sample
-    verify_workers: int | None = None  # default: all cores
-    dtype: str = "auto"
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    trust_remote_code: bool = False
+    model: str = field(metadata={"help": "hub id, local model folder or a LoRA output folder"})
+    dataset: str = field(metadata={"help": "file/folder, benchmark name (gsm8k, math500, ...) or hub id"})
+    out: str = field(metadata={"help": "output folder (parquet shards, stats.json); reruns resume"})
+    n: int = field(default=8, metadata={"help": "samples per prompt"})
+    verifier: str = field(default="math", metadata={
+        "help": "math, gsm8k, numeric, exact, choice or module:function"})
+    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder"})
+    format: str | None = field(default=None, metadata={"help": "dataset format (default: detect)"})
+    split: str | None = field(default=None, metadata={"help": "hub split"})
+    config: str | None = field(default=None, metadata={"help": "hub config name"})
+    prompt_column: str | None = field(default=None, metadata={"help": "the prompt column (format 'columns')"})
+    answer_column: str | None = field(default=None, metadata={"help": "the gold-answer column (format 'columns')"})
+    engine: str = field(default="auto", metadata={"help": "auto (vLLM when importable and a GPU is visible), hf "
+                                                          "or vllm", "choices": ["auto", "hf", "vllm"]})
+    template: str = field(default="qwen-math-cot", metadata={
+        "help": "qwen-math-cot, plain, or a string containing '{problem}'"})
+    temperature: float = field(default=1.0, metadata={"help": "0 = greedy"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
+    max_new_tokens: int = field(default=512, metadata={"help": "tokens per completion at most"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+    stop: list[str] = field(default_factory=list, metadata={"help": "stop strings"})
+    logprobs: bool = field(default=False, metadata={"help": "store the sampler's per-token log-probs"})
+    limit: int | None = field(default=None, metadata={"help": "first N prompts only"})
+    shard_size: int = field(default=64, metadata={"help": "prompts per shard (the unit of resumption)"})
+    batch_size: int = field(default=16, metadata={"help": "prompts per generate call (hf engine)"})
+    verify_timeout: float = field(default=5.0, metadata={"help": "verifier seconds per sample"})
+    verify_workers: int | None = field(default=None, metadata={
+        "help": "verifier processes (default: all cores; 0: inline)"})
+    dtype: str = field(default="auto", metadata={"help": "model dtype (auto, bfloat16, float32, ...)"})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm engine: GPUs per model"})
+    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm engine: GPU memory fraction"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code (off)"})
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(n=self.n, temperature=self.temperature, top_p=self.top_p,
@@ -87,24 +90,14 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
             )
         return
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(settings, indent=2))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(settings, indent=2))
 
 
 def _write_shard(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), str(tmp)))
 
 
 def _label_rows(records: list[dict], prompts: list, completions: list, verdicts: list, cfg: RolloutConfig,
@@ -152,7 +145,8 @@ def compute_stats(rows: list[dict], n: int) -> dict[str, Any]:
 
 
 def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progress: bool = True):
-    """Run (or resume) the stage; returns the labeled samples as a ``datasets.Dataset``.
+    """Run (or resume) the stage; returns ``(dataset, stats)``: the labeled samples as a ``datasets.Dataset`` and
+    the statistics written to ``stats.json`` (:func:`compute_stats` plus timing, skipped rows and settings).
 
     ``engine``: an already-built engine (in-process use by trainers/evals); default built from ``cfg``.
     """
@@ -204,7 +198,7 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
                                    cfg, shard_seed, engine_kind)
                 timing = {"generate_seconds": gen_s, "generated_tokens": sum(len(c.token_ids) for c in flat),
                           "verify": {k2: v for k2, v in asdict(vstats).items() if k2 != "statuses"}}
-                _atomic_write_text(out / f"shard-{k:05d}.stats.json", json.dumps(timing))
+                atomic_write_text(out / f"shard-{k:05d}.stats.json", json.dumps(timing))
                 _write_shard(out / f"shard-{k:05d}.parquet", rows)
                 bar.update(len(idx))
     bar.close()
@@ -213,7 +207,7 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
     stats = compute_stats(rows, sampling.n)
     stats.update(_timing_totals(out, len(shards)))
     stats.update(skipped_rows=len(loaded.skipped), settings=settings)
-    _atomic_write_text(out / "stats.json", json.dumps(stats, indent=2))
+    atomic_write_text(out / "stats.json", json.dumps(stats, indent=2))
     return datasets.Dataset.from_list(rows), stats
 
 

@@ -1,4 +1,5 @@
-"""Trainers: one ``<method>_config.py`` dataclass + one ``<method>_trainer.py`` per method."""
+"""Trainers: one ``<method>_config.py`` dataclass + one ``<method>_trainer.py`` per family; the methods that
+run on them are the entries of :mod:`negtune.methods`."""
 
 from negtune.trainers.base import NegtuneTrainer, NonFiniteLossError
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig

@@ -165,9 +165,14 @@ def write_model_card(trainer, output_dir: str, method: str, data_description: st
     metrics = {k: v for k, v in last_logged.items() if k != "epoch"}
     model = trainer.model
     base = getattr(getattr(model, "config", None), "_name_or_path", "unknown")
+    from negtune.methods import METHODS
+
+    spec = METHODS.get(method)
+    about = [f"- objective: {spec.objective}", f"- loss: `{spec.loss_name}`", f"- paper: {spec.paper}"] if spec else []
     text = "\n".join([
         f"# {method} fine-tune (negtune)", "",
         f"- method: `{method}`",
+        *about,
         f"- base model: `{base}`",
         f"- adapter: {'LoRA (PEFT)' if hasattr(model, 'peft_config') else 'none (full-parameter)'}",
         f"- data: {data_description or 'see training arguments'}", "",

@@ -1,4 +1,9 @@
-"""Contrastive rationale trainer (QCRD-style) with self-adversarial negatives and an online discriminator."""
+"""Contrastive rationale trainer (QCRD-style) with self-adversarial negatives and an online discriminator.
+
+The discriminator is trained alongside the model, once per optimizer step: each micro-batch adds its BCE
+gradient, and after the Trainer's optimizer step the mean over the step's micro-batches (of every process,
+all-reduced under DDP, so all ranks keep identical weights) is applied by the discriminator's own Adam.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,15 @@ from collections import deque
 
 import datasets
 import torch
+from transformers import TrainerCallback
 
 from negtune.data.prompts import encode_prompt_completion
+from negtune.data.rows import training_rows
 from negtune.losses import contrastive_rationale_loss
 from negtune.losses.logps import target_logits, token_logps
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
-from negtune.trainers.labeled import labeled_rows
+from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
 
 POSITIVE, NEGATIVE, ANSWER = 0, 1, 2
 
@@ -33,6 +40,17 @@ class RationaleDiscriminator(torch.nn.Module):
         return self.head(pooled).squeeze(-1)
 
 
+class _DiscriminatorStep(TrainerCallback):
+    """Applies the discriminator gradient gathered over a step's micro-batches once the step is taken
+    (``on_step_end`` follows the Trainer's optimizer step and comes before a checkpoint is saved)."""
+
+    def __init__(self, trainer: ContrastiveRationaleTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.trainer._step_discriminator()
+
+
 def _per_row_nll(model, batch):
     """Mean answer-token NLL of each row (only answer columns go through the output layer)."""
     logits, cols = target_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
@@ -47,14 +65,14 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
     column it also gives the gold-answer target ``\\boxed{answer}`` for L_answer.
     """
 
-    method_name = "contrastive_rationale"
+    method_name = "contrastive"
 
     def __init__(self, model, args: ContrastiveRationaleConfig, train_dataset, processing_class=None,
                  peft_config=None, **kwargs):
         if processing_class is None:
             raise ValueError("ContrastiveRationaleTrainer needs processing_class (the tokenizer)")
         tok = processing_class
-        rows = labeled_rows(train_dataset)
+        rows = training_rows(train_dataset, "labeled")
         items, answers_done = [], set()
         self._gold: list[str | None] = []  # per item: the gold answer (verifies self-adversarial samples)
         for row in rows:
@@ -70,7 +88,7 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
                 self._gold.append(gold)
         for i, item in enumerate(items):
             item["index"] = i
-            item["prompt_len"] = next((k for k, v in enumerate(item["labels"]) if v != -100), len(item["labels"]))
+            item["prompt_len"] = prompt_length(item["labels"])
         n_pos = sum(x["kind"] == POSITIVE for x in items)
         n_neg = sum(x["kind"] == NEGATIVE for x in items)
         self._data_description = f"{n_pos} positive and {n_neg} negative rationales, {len(answers_done)} answers"
@@ -81,6 +99,13 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         if args.use_discriminator:
             self.discriminator = RationaleDiscriminator(len(tok), args.disc_dim).to(self.args.device)
             self.disc_opt = torch.optim.Adam(self.discriminator.parameters(), lr=args.disc_lr)
+            self._disc_micro_batches = 0  # micro-batches whose gradient the discriminator holds
+            self.add_callback(_DiscriminatorStep(self))
+            if self.accelerator.num_processes > 1:  # the same start on every rank; the updates are all-reduced
+                from accelerate.utils import broadcast
+
+                for p in self.discriminator.parameters():
+                    p.data.copy_(broadcast(p.data, from_process=0))
         self._snapshots: deque = deque(maxlen=args.snapshot_lag + 1)
         self._adversarial: deque = deque(maxlen=args.adversarial_pool_size)
         self._last_snapshot_step = -1
@@ -129,28 +154,20 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         params = self._trainable(model)
         current = {n: p.detach().clone() for n, p in params.items()}
         rows = [i for i, k in enumerate(inputs["kind"].tolist()) if k != ANSWER]
-        prompts = [inputs["input_ids"][i, : inputs["prompt_len"][i]].tolist() for i in rows]
+        prompts = batch_prompts(inputs, rows)
         if not prompts:
             return
-        width = max(len(p) for p in prompts)
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], device=self.args.device)
-        mask = (ids != tok.pad_token_id).long()
-        for i, p in enumerate(prompts):  # the prompt itself may contain the pad id: mask by position
-            mask[i, width - len(p):] = 1
-        unwrapped = self.accelerator.unwrap_model(model)
         try:
             for n, p in params.items():
                 p.copy_(snapshot[n].to(p.device))
-            was_training = unwrapped.training
-            unwrapped.eval()
-            out = unwrapped.generate(input_ids=ids, attention_mask=mask, do_sample=True,
-                                     temperature=a.adversarial_temperature, top_k=0, top_p=1.0,
-                                     max_new_tokens=a.adversarial_max_new_tokens, pad_token_id=tok.pad_token_id)
-            unwrapped.train(was_training)
+            out, mask = generate_from_prompts(
+                self.accelerator.unwrap_model(model), prompts, tok.pad_token_id, self.args.device, do_sample=True,
+                temperature=a.adversarial_temperature, top_k=0, top_p=1.0,
+                max_new_tokens=a.adversarial_max_new_tokens)
         finally:
             for n, p in params.items():
                 p.copy_(current[n])
-        texts = tok.batch_decode(out[:, width:], skip_special_tokens=True)
+        texts = tok.batch_decode(out[:, mask.shape[1]:], skip_special_tokens=True)
         answers = [self._gold[int(inputs["index"][i])] for i in rows]
         keep = list(range(len(texts)))
         if a.adversarial_verifier and all(ans is not None for ans in answers):
@@ -171,21 +188,46 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         batch = collate([{"input_ids": i, "labels": lab} for i, lab in picked])
         return {k: v.to(device) for k, v in batch.items()}
 
+    # --- online discriminator: gradient per micro-batch, one update per optimizer step -----------------------
+    def _accumulate_discriminator(self, ids, mask, target):
+        """Adds this micro-batch's BCE gradient (rationales only: positive = 1, negative = 0) to the
+        discriminator's ``.grad``; :meth:`_step_discriminator` applies it after the optimizer step."""
+        self.discriminator.train()
+        scores = self.discriminator(ids, mask)
+        d_loss = torch.nn.functional.binary_cross_entropy_with_logits(scores, target)
+        d_loss.backward()
+        self._disc_micro_batches += 1
+        self.record(discriminator_loss=d_loss)
+
+    def _step_discriminator(self):
+        """One discriminator update with the mean gradient of the step's micro-batches over all processes.
+
+        Under DDP the gradient sums and micro-batch counts of the ranks are all-reduced first (every rank
+        calls this once per step, so the collective always matches), so every rank takes the same update and
+        the discriminators stay identical. No rank saw a rationale: no update (as before, no data no step)."""
+        params = list(self.discriminator.parameters())
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        count = float(self._disc_micro_batches)
+        if self.accelerator.num_processes > 1:
+            flat = torch.cat([g.reshape(-1) for g in grads] + [grads[0].new_tensor([count])])
+            flat = self.accelerator.reduce(flat, reduction="sum")
+            grads = [g.view_as(p) for g, p in zip(flat[:-1].split([p.numel() for p in params]), params)]
+            count = float(flat[-1])
+        self._disc_micro_batches = 0
+        if count > 0:
+            for p, g in zip(params, grads):
+                p.grad = g / count
+            self.disc_opt.step()
+        self.disc_opt.zero_grad(set_to_none=True)
+
     # --- loss ---------------------------------------------------------------------------------------------
-    def _weights(self, inputs, kinds):
+    def _weights(self, model, inputs, kinds):
         if self.discriminator is None:
             return None, None
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
         is_rat = kinds != ANSWER
-        target = (kinds == POSITIVE).float()
-        if is_rat.any():
-            self.discriminator.train()
-            scores = self.discriminator(ids[is_rat], mask[is_rat])
-            d_loss = torch.nn.functional.binary_cross_entropy_with_logits(scores, target[is_rat])
-            self.disc_opt.zero_grad()
-            d_loss.backward()
-            self.disc_opt.step()
-            self.record(discriminator_loss=d_loss)
+        if is_rat.any() and model.training:  # not in evaluation (no step follows it)
+            self._accumulate_discriminator(ids[is_rat], mask[is_rat], (kinds[is_rat] == POSITIVE).float())
         if self.state.global_step < self.args.disc_warmup_steps:
             return None, None
         with torch.no_grad():
@@ -200,7 +242,7 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         self._maybe_snapshot_and_sample(model, inputs)
         kinds = inputs["kind"]
         nll = _per_row_nll(model, inputs)
-        pos_w, neg_w = self._weights(inputs, kinds)
+        pos_w, neg_w = self._weights(model, inputs, kinds)
         neg_nll = nll[kinds == NEGATIVE]
         adv = self._adversarial_batch(nll.device)
         if adv is not None:

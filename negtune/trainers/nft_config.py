@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 from trl import GRPOConfig
 
+NFT_LOSS_TYPES = ("dapo", "bnpo", "dr_grpo")  # the aggregations NFTTrainer implements
+
 
 @dataclass
 class _NFTFields:
@@ -25,8 +27,14 @@ class NFTConfig(_NFTFields, GRPOConfig):
     """Online NFT on TRL's GRPO machinery (generation, rewards, batching); the policy loss is NFT's.
 
     ``loss_type`` chooses the aggregation only: ``dapo`` (global token mean, default), ``bnpo`` (token mean of
-    the micro-batch) or ``dr_grpo`` (sum / (batch x max_completion_length)).
+    the micro-batch) or ``dr_grpo`` (sum / (batch x max_completion_length)); any other value is an error.
     """
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.loss_type not in NFT_LOSS_TYPES:
+            raise ValueError(f"--loss_type {self.loss_type!r}: NFT aggregates its loss with one of "
+                             f"{', '.join(NFT_LOSS_TYPES)} (the others are GRPO losses, not aggregations)")
 
 
 @dataclass
@@ -34,7 +42,8 @@ class OfflineNFTConfig(_NFTFields, TrainingArguments):
     """Offline NFT from a labeled dataset (``negtune rollout``): r-hat from ``group_pass_rate``, pi_old from the
     sampler's ``logprobs`` when present, else computed once before training with the initial model."""
 
-    method: str = field(default="nft", metadata={"help": "nft, or rft (= nft with neg_weight 0)"})
+    method: str = field(default="nft", metadata={"help": "nft, or rft (= nft with neg_weight 0); set by the "
+                                                          "command word nft_offline / rft_offline"})
     max_length: int = field(default=1024, metadata={"help": "truncate prompt+completion to this many tokens"})
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep the NFT columns"})
 

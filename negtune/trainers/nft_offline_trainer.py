@@ -9,10 +9,10 @@ import torch
 
 from negtune.data.io import DataError
 from negtune.data.prompts import encode_prompt_completion
+from negtune.data.rows import training_rows
 from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.rlvr import nft_prompt_weight, nft_token_loss
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
-from negtune.trainers.labeled import labeled_rows
 from negtune.trainers.nft_config import OfflineNFTConfig
 from negtune.trainers.reference import compute_reference_logps
 
@@ -28,14 +28,14 @@ class OfflineNFTTrainer(NegtuneTrainer):
     reproduce, so they are not relied on). Groups with r-hat in {0, 1} are dropped (``drop_homogeneous``).
     """
 
-    method_name = "nft"
+    method_name = "nft_offline"
 
     def __init__(self, model, args: OfflineNFTConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
         if processing_class is None:
             raise ValueError("OfflineNFTTrainer needs processing_class (the tokenizer)")
-        self.method_name = args.method
-        rows = labeled_rows(train_dataset, extra_columns=("group_pass_rate",))
+        self.method_name = f"{args.method}_offline"  # the registry name: nft_offline or rft_offline
+        rows = training_rows(train_dataset, "labeled", extra_columns=("group_pass_rate",))
         if args.neg_weight == 0:  # RFT: every positive (all-correct groups included); negatives weigh nothing
             kept = [r for r in rows if r["label"]]
         else:

@@ -12,11 +12,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from negtune.data.io import atomic_write_text
 from negtune.losses.logps import target_logits, token_logps
 
 
@@ -87,8 +87,5 @@ def cached_reference_logps(model, examples, pad_token_id: int, cache_dir: str | 
             return values, path, True
     values = compute_reference_logps(model, examples, pad_token_id, batch_size)
     cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(values, f)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(values))
     return values, path, False

@@ -1,7 +1,8 @@
 """One harness for the online RLVR methods, so baselines and negtune's methods share every setting.
 
-``grpo`` / ``dr_grpo``: TRL's GRPOTrainer (loss_type grpo; dr_grpo with unscaled advantages);
-``ngrpo``: NGRPOTrainer; ``nft`` / ``rft``: NFTTrainer (rft = neg_weight 0).
+The methods are the ``online_rlvr`` entries of :mod:`negtune.methods` (config class, trainer class and the
+defaults that set each apart): ``grpo`` / ``dr_grpo``: TRL's GRPOTrainer (loss_type grpo; dr_grpo with
+unscaled advantages); ``ngrpo``: NGRPOTrainer; ``nft`` / ``rft``: NFTTrainer (rft = neg_weight 0).
 """
 
 from __future__ import annotations
@@ -10,25 +11,10 @@ import os
 import re
 from typing import Any
 
-from trl import GRPOConfig, GRPOTrainer
-
-from negtune.trainers.nft_config import NFTConfig
-from negtune.trainers.nft_trainer import NFTTrainer
-from negtune.trainers.ngrpo_config import NGRPOConfig
-from negtune.trainers.ngrpo_trainer import NGRPOTrainer
+from negtune import methods
 from negtune.trainers.rewards import VerifierReward
 
-ONLINE_METHODS = ("grpo", "dr_grpo", "ngrpo", "nft", "rft")
-# what distinguishes each method from its config class's defaults
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "grpo": {"loss_type": "grpo"},
-    "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
-    "ngrpo": {},
-    "nft": {},
-    "rft": {"neg_weight": 0.0},
-}
-CONFIG_CLASSES = {"grpo": GRPOConfig, "dr_grpo": GRPOConfig, "ngrpo": NGRPOConfig, "nft": NFTConfig,
-                  "rft": NFTConfig}
+ONLINE_METHODS = methods.names("online_rlvr")
 
 
 _GENERATION_BATCH = re.compile(r"generation_batch_size \((\d+)\) must be divisible by num_generations \((\d+)\)")
@@ -53,10 +39,10 @@ def explain_config_error(error: ValueError) -> ValueError:
 
 def online_config(method: str, **kwargs: Any):
     """The method's config with the shared fields; method-specific defaults applied where not given."""
-    if method not in METHOD_DEFAULTS:
+    if method not in ONLINE_METHODS:
         raise ValueError(f"unknown online method {method!r}; known: {', '.join(ONLINE_METHODS)}")
     try:
-        return CONFIG_CLASSES[method](**{**METHOD_DEFAULTS[method], **kwargs})
+        return methods.make_config(method, **kwargs)
     except ValueError as e:
         raise explain_config_error(e) from None
 
@@ -65,7 +51,6 @@ def build_online_trainer(method: str, model, train_dataset, processing_class, ar
                          peft_config=None, **config_kwargs: Any):
     """An online trainer for ``method`` with negtune's verifier as the reward function."""
     args = args if args is not None else online_config(method, **config_kwargs)
-    cls = {"grpo": GRPOTrainer, "dr_grpo": GRPOTrainer, "ngrpo": NGRPOTrainer, "nft": NFTTrainer,
-           "rft": NFTTrainer}[method]
+    cls = methods.get(method).trainer_class
     return cls(model=model, reward_funcs=VerifierReward(verifier), args=args, train_dataset=train_dataset,
                processing_class=processing_class, peft_config=peft_config)

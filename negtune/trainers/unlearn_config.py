@@ -6,18 +6,21 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-UNLEARN_METHODS = ("ga", "graddiff", "npo", "npo_rt", "npo_kl", "simnpo")
-NEEDS_RETAIN = ("graddiff", "npo_rt", "npo_kl")
+from negtune import methods
+
+UNLEARN_METHODS = methods.names("unlearn")
 
 
 @dataclass
 class UnlearnConfig(TrainingArguments):
     """Unlearning on a forget set, with one retain batch per forget batch (TOFU practice).
 
-    Losses (DESIGN.md §3, ``negtune.losses.npo``), with gamma = ``forget_weight`` and alpha = ``retain_weight``:
+    Each method's objective is its entry in the registry (``negtune.methods``; the losses are in
+    ``negtune.losses.npo``), with gamma = ``forget_weight`` and alpha = ``retain_weight``:
     ``ga``: gamma * L_GA; ``graddiff``: -gamma * NLL_forget + alpha * NLL_retain; ``npo``: gamma * L_NPO;
     ``npo_rt``: gamma * L_NPO + alpha * NLL_retain; ``npo_kl``: gamma * L_NPO + alpha * KL(pi_ref || pi_theta) on
     the retain batch; ``simnpo``: gamma * L_SimNPO (+ alpha * NLL_retain when a retain set is given).
+    Unset fields take the method's registry defaults (``beta``: 0.1 for the NPO family, 2.5 for SimNPO).
     """
 
     method: str = field(default="npo", metadata={"help": f"one of {', '.join(UNLEARN_METHODS)}"})
@@ -39,7 +42,7 @@ class UnlearnConfig(TrainingArguments):
         super().__post_init__()
         if self.method not in UNLEARN_METHODS:
             raise ValueError(f"--method {self.method!r}: expected one of {', '.join(UNLEARN_METHODS)}")
-        if self.beta is None:
-            self.beta = 2.5 if self.method == "simnpo" else 0.1
+        if self.beta is None:  # the method's own default (GA and GradDiff do not use beta)
+            self.beta = methods.get(self.method).defaults.get("beta", 0.1)
         if self.beta <= 0:
             raise ValueError(f"--beta must be > 0, got {self.beta}")

@@ -4,54 +4,28 @@ from __future__ import annotations
 
 import copy
 import random
-from pathlib import Path
-from typing import Any
 
 import datasets
 import torch
 
+from negtune import methods
 from negtune.data.io import DataError
 from negtune.data.prompts import encode_prompt_completion
-from negtune.losses import (
-    ga_loss,
-    graddiff_loss,
-    kl_ref_policy,
-    npo_loss,
-    npo_weight,
-    simnpo_loss,
-    token_logps,
-)
+from negtune.data.rows import training_rows
+from negtune.losses import kl_ref_policy, npo_weight, token_logps
 from negtune.losses.logps import target_logits
+from negtune.methods import UnlearnTerms
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
 from negtune.trainers.reference import cached_reference_logps
-from negtune.trainers.unlearn_config import NEEDS_RETAIN, UnlearnConfig
-
-
-def _qa_pairs(data, name: str) -> list[tuple[Any, str]]:
-    """(prompt, answer) pairs from TOFU-style (question/answer) or (prompt/completion) rows: a ``datasets.Dataset``,
-    a list of dicts or a json/jsonl/csv/parquet file (then errors name the file)."""
-    where = f"{name} dataset"
-    if isinstance(data, (str, Path)):
-        from negtune.data.io import read_rows
-
-        where, rows = f"{name} dataset {data}", read_rows(data)
-    else:
-        rows = data.to_list() if isinstance(data, datasets.Dataset) else list(data)
-    pairs = []
-    for i, row in enumerate(rows):
-        if "question" in row and "answer" in row:
-            pairs.append((row["question"], row["answer"]))
-        elif "prompt" in row and "completion" in row:
-            pairs.append((row["prompt"], row["completion"]))
-        else:
-            raise DataError(f"{where}, row {i}: expected columns question/answer or prompt/completion, "
-                            f"got {sorted(row)}")
-    return pairs
+from negtune.trainers.unlearn_config import UnlearnConfig
 
 
 class UnlearnTrainer(NegtuneTrainer):
     """``UnlearnTrainer(model, args=UnlearnConfig(method="npo"), forget_dataset=..., retain_dataset=...)``.
 
+    ``forget_dataset`` / ``retain_dataset``: anything :func:`negtune.data.rows.training_rows` reads as
+    question/answer rows (a Dataset, a list of dicts, a file, a TOFU split name). The method's objective, and
+    whether it needs reference log-probs or retain data, are its entry in :mod:`negtune.methods`.
     ``model``: a model or a path; ``peft_config``: LoRA through PEFT (the output is then an adapter).
     Reference log-probs of the forget set are computed once and cached (no second model in memory);
     only ``npo_kl`` needs pi_ref on fresh retain batches: under LoRA it runs the base with the adapter
@@ -64,18 +38,19 @@ class UnlearnTrainer(NegtuneTrainer):
                  peft_config=None, ref_model=None, **kwargs):
         if processing_class is None:
             raise ValueError("UnlearnTrainer needs processing_class (the tokenizer)")
-        forget = _qa_pairs(forget_dataset, "forget")
+        self.method_spec = methods.get(args.method)
+        forget = training_rows(forget_dataset, "qa", "forget")
         if not forget:
             raise DataError("forget dataset is empty: nothing to unlearn")
-        retain = _qa_pairs(retain_dataset, "retain") if retain_dataset is not None else []
-        if args.method in NEEDS_RETAIN and not retain:
+        retain = training_rows(retain_dataset, "qa", "retain") if retain_dataset is not None else []
+        if self.method_spec.needs_retain and not retain:
             raise DataError(f"method {args.method!r} needs a retain dataset (retain_dataset is empty or missing)")
         self.method_name = args.method
         model = load_for_training(model, peft_config)
         tok = processing_class
         enc = lambda p, a: encode_prompt_completion(tok, p, a, args.max_length)  # noqa: E731
-        forget_ex = [enc(p, a) for p, a in forget]
-        retain_ex = [enc(p, a) for p, a in retain]
+        forget_ex = [enc(r["prompt"], r["answer"]) for r in forget]
+        retain_ex = [enc(r["prompt"], r["answer"]) for r in retain]
         rng = random.Random(args.seed)
         order = list(range(len(retain_ex)))
         rng.shuffle(order)
@@ -87,13 +62,13 @@ class UnlearnTrainer(NegtuneTrainer):
                 row.update(retain_input_ids=r_ids, retain_labels=r_labels)
             rows.append(row)
         self.ref_cache_file = None
-        if args.method.startswith("npo"):
+        if self.method_spec.needs_reference:
             ref, self.ref_cache_file, self.ref_cache_hit = cached_reference_logps(
                 model, forget_ex, tok.pad_token_id, args.ref_cache_dir)
             for row, value in zip(rows, ref):
                 row["forget_ref_logps"] = value
         self.ref_model = None
-        if args.method == "npo_kl" and not hasattr(model, "disable_adapter"):
+        if self.method_spec.retain == "kl" and not hasattr(model, "disable_adapter"):
             self.ref_model = ref_model if ref_model is not None else copy.deepcopy(model)
             self.ref_model.eval().requires_grad_(False)
         self._data_description = f"{len(forget)} forget examples, {len(retain)} retain examples"
@@ -111,27 +86,19 @@ class UnlearnTrainer(NegtuneTrainer):
         return (logits, cols), logps, n_tok, -logps.sum() / n_tok.sum().clamp(min=1)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        a = self.args
+        a, spec = self.args, self.method_spec
         _, logps, n_tok, forget_nll = self._nll_and_logps(model, inputs, "forget")
-        retain_nll = retain_logits = None
-        if "retain_input_ids" in inputs and a.method in ("graddiff", "npo_rt", "npo_kl", "simnpo"):
+        ref = inputs["forget_ref_logps"].to(logps.dtype) if spec.needs_reference else None
+        retain_nll = retain_kl = None
+        if spec.retain is not None and "retain_input_ids" in inputs:
             retain_logits, _, _, retain_nll = self._nll_and_logps(model, inputs, "retain")
-        if a.method == "ga":
-            loss = a.forget_weight * ga_loss(logps, n_tok.sum())
-        elif a.method == "graddiff":
-            loss = graddiff_loss(forget_nll, retain_nll, a.forget_weight, a.retain_weight)
-        elif a.method == "simnpo":
-            loss = a.forget_weight * simnpo_loss(logps, n_tok, a.beta, a.simnpo_delta)
-            if retain_nll is not None:
-                loss = loss + a.retain_weight * retain_nll
-        else:
-            ref = inputs["forget_ref_logps"].to(logps.dtype)
-            loss = a.forget_weight * npo_loss(logps, ref, a.beta)
+            if spec.retain == "kl":
+                retain_kl = self._retain_kl(model, inputs, retain_logits)
+        terms = UnlearnTerms(logps=logps, n_tokens=n_tok, forget_nll=forget_nll, ref_logps=ref,
+                             retain_nll=retain_nll, retain_kl=retain_kl)
+        loss = spec.unlearn_objective(terms, a)
+        if ref is not None:
             self.record(npo_weight_mean=npo_weight(logps, ref, a.beta), log_ratio_mean=(logps - ref).detach())
-            if a.method == "npo_rt":
-                loss = loss + a.retain_weight * retain_nll
-            elif a.method == "npo_kl":
-                loss = loss + a.retain_weight * self._retain_kl(model, inputs, retain_logits)
         self.record(forget_nll=forget_nll, retain_nll=retain_nll, forget_logp_mean=logps.detach())
         self.check_finite(loss, inputs)
         return loss

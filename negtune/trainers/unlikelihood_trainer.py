@@ -8,10 +8,11 @@ import datasets
 import torch
 
 from negtune.data.prompts import encode_prompt_completion
+from negtune.data.rows import training_rows
 from negtune.losses import negative_unlikelihood_loss, repeat_ngram_mask, token_unlikelihood_loss
 from negtune.losses.logps import target_logits, token_logps
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
-from negtune.trainers.labeled import labeled_rows
+from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 
 
@@ -28,14 +29,13 @@ class UnlikelihoodTrainer(NegtuneTrainer):
                  **kwargs):
         if processing_class is None:
             raise ValueError("UnlikelihoodTrainer needs processing_class (the tokenizer)")
-        rows = labeled_rows(train_dataset)
+        rows = training_rows(train_dataset, "labeled")
         tok = processing_class
         encoded = []
         for i, row in enumerate(rows):
             ids, labels = encode_prompt_completion(tok, row["prompt"], row["completion"], args.max_length)
-            prompt_len = next((k for k, v in enumerate(labels) if v != -100), len(labels))
             encoded.append({"index": i, "input_ids": ids, "labels": labels, "is_positive": bool(row["label"]),
-                            "prompt_len": prompt_len})
+                            "prompt_len": prompt_length(labels)})
         n_pos = sum(r["is_positive"] for r in encoded)
         self._data_description = f"{n_pos} positive and {len(encoded) - n_pos} negative completions"
         self._rng = random.Random(args.seed)
@@ -80,19 +80,11 @@ class UnlikelihoodTrainer(NegtuneTrainer):
     def _sequence_ul_step(self, model, inputs):
         """Welleck's sequence-level step: greedy continuations of the prompts, repeated n-grams pushed down."""
         a = self.args
-        prompts = [ids[:n].tolist() for ids, n in zip(inputs["input_ids"], inputs["prompt_len"].tolist())]
         pad = self.processing_class.pad_token_id
-        width = max(len(p) for p in prompts)
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=inputs["input_ids"].device)
-        mask = (torch.arange(width, device=ids.device)[None] >= torch.tensor(
-            [width - len(p) for p in prompts], device=ids.device)[:, None]).long()
-        unwrapped = self.accelerator.unwrap_model(model)
-        with torch.no_grad():
-            was_training = unwrapped.training
-            unwrapped.eval()
-            out = unwrapped.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad,
-                                     max_new_tokens=a.seq_ul_max_new_tokens)
-            unwrapped.train(was_training)
+        out, mask = generate_from_prompts(self.accelerator.unwrap_model(model), batch_prompts(inputs), pad,
+                                          inputs["input_ids"].device, do_sample=False,
+                                          max_new_tokens=a.seq_ul_max_new_tokens)
+        width = mask.shape[1]
         cont = out[:, width:]
         cont_valid = cont != pad
         full_mask = torch.cat([mask, cont_valid.long()], dim=1)

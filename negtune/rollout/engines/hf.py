@@ -10,6 +10,15 @@ from negtune.data.prompts import render_chat
 from negtune.rollout.engines.base import Completion, SamplingConfig
 
 
+def left_pad(prompts: list[list[int]], pad_token_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists left-padded into ``(input_ids, attention_mask)`` for ``generate``. The mask is set by
+    position, so a prompt may itself contain the pad id."""
+    width = max(len(p) for p in prompts)
+    input_ids = torch.tensor([[pad_token_id] * (width - len(p)) + p for p in prompts], device=device)
+    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    return input_ids, attention
+
+
 class HFEngine:
     """Batched ``generate`` with left padding; prompts sorted by length so batches pad little.
 
@@ -64,10 +73,9 @@ class HFEngine:
         return results  # type: ignore[return-value]
 
     def _generate_batch(self, ids: list[list[int]], sampling: SamplingConfig, eos: set[int], device):
-        width = max(len(x) for x in ids)
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=device)
-        attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=device)
+        input_ids, attention = left_pad(ids, pad, device)
+        width = input_ids.shape[1]
         kwargs: dict[str, Any] = dict(
             max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n, pad_token_id=pad,
             eos_token_id=sorted(eos), return_dict_in_generate=True, output_logits=sampling.logprobs,

@@ -1,0 +1,103 @@
+"""What the benchmark scripts share: their spec for ``run_all.py``, their arguments and JSON output, and the
+tiny arithmetic model and prompt set several of them build.
+
+Every benchmark script in this folder defines, at module level (cheap to import: heavy imports stay inside
+functions),
+
+- ``RUNS``: a tuple of :class:`Run`, one per section of RESULTS.md it writes (one script may measure several
+  settings, e.g. ``npo_memory.py``), with the arguments of the reported figures and of ``--quick``;
+- ``results_section(result: dict) -> str``: the Markdown section (heading, text, table: :func:`section`) for
+  the JSON it wrote (a result made by :func:`skipped` included).
+
+Scripts import their sibling modules by bare name (``from common import ...``, ``from step_timer import
+StepTimer``): the script's folder is on ``sys.path`` when Python runs a script, and the tests put it there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Run:
+    """One section of RESULTS.md (``<!-- bench:NAME -->``, ``negtune bench --only NAME``): the script run with
+    ``full`` arguments (the figures RESULTS.md reports) or ``quick`` ones (``--quick``: a smoke test)."""
+
+    name: str
+    full: tuple[str, ...] = ()
+    quick: tuple[str, ...] = ()
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser with the script's docstring as help and ``--json PATH`` (where run_all.py reads the
+    figures)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", help="also write the figures here (JSON)")
+    return ap
+
+
+def write_result(result: dict, path: str | None, echo: bool = True) -> None:
+    """Print the figures (``echo``) and write them to ``path`` (the ``--json`` argument) when given."""
+    text = json.dumps(result, indent=2)
+    if echo:
+        print(text, flush=True)
+    if path:
+        Path(path).write_text(text)
+
+
+def skipped(reason: str, **extra) -> dict:
+    """The result of a benchmark that cannot run here (e.g. no CUDA device): its section says why, and
+    run_all.py keeps figures an earlier run wrote instead of replacing them."""
+    return {"skipped": reason, **extra}
+
+
+def arith_model(model_dir: str | None, warm_s: float | None = None) -> str:
+    """``model_dir``, or the tiny arithmetic model built in a temporary folder: the full warm start, or one
+    capped at ``warm_s`` seconds (completions then end naturally, accuracy does not matter)."""
+    if model_dir is not None:
+        return model_dir
+    from negtune.models.tiny import WarmStartConfig, create_tiny_model
+
+    model_dir = tempfile.mkdtemp(prefix="negtune-bench-")
+    warm = None if warm_s is None else WarmStartConfig(time_budget_s=warm_s, eval_every=10_000)
+    create_tiny_model(model_dir, warm=warm)
+    return model_dir
+
+
+def arith_prompt_dataset(n: int, seed: int, **kw):
+    """A prompt dataset (``negtune.trainers.prompt_dataset``) of ``n`` arithmetic problems (``make_arith``)."""
+    from negtune.data.io import write_jsonl
+    from negtune.data.tasks import make_arith
+    from negtune.trainers import prompt_dataset
+
+    path = Path(tempfile.mkdtemp(prefix="negtune-bench-")) / "arith.jsonl"
+    write_jsonl(path, make_arith(n, seed=seed, **kw))
+    return prompt_dataset(str(path))
+
+
+def cpu_online_config(method: str, **kw):
+    """``online_config(method, ...)`` for a quiet CPU run: fp32, no checkpoints, logs or progress bar."""
+    from negtune.trainers import online_config
+
+    quiet = dict(output_dir=tempfile.mkdtemp(prefix="negtune-bench-"), use_cpu=True, bf16=False,
+                 gradient_checkpointing=False, report_to="none", save_strategy="no", disable_tqdm=True,
+                 logging_steps=10_000)
+    return online_config(method, **(quiet | kw))
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table; an empty cell is written ``| |``."""
+    line = lambda cells: "|" + "|".join(f" {c} " if c != "" else " " for c in cells) + "|"  # noqa: E731
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
+
+
+def section(heading: str, text: str, header: list[str] | None = None, rows: tuple | list = (), after: str = "") -> str:
+    """A results section: ``## heading``, a paragraph, a table (when ``header``) and what follows it."""
+    parts = [f"## {heading}", text] + ([table(header, rows)] if header else []) + ([after] if after else [])
+    return "\n\n".join(parts)

@@ -1,0 +1,98 @@
+"""Training rows from a source: the one place every trainer and ``negtune train`` reads training data through.
+
+A source is a ``datasets.Dataset``, a list of dicts, a file (json/jsonl/csv/parquet), a ``negtune rollout``
+folder (validated against the labeled schema) or, for question/answer data, a TOFU split name
+(``forget10``, ``retain90``, ...). Errors name the file (or flag), the row and the column at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from negtune.data.io import ROW_SUFFIXES, DataError
+
+KINDS = ("qa", "labeled")
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def training_rows(source, kind: str, name: str = "train", *, tofu_root: str | Path | None = None,
+                  flag: str | None = None, extra_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of ``kind`` from ``source``.
+
+    - ``kind="qa"`` (unlearning): ``{"prompt", "answer"}`` per row, from question/answer, prompt/answer or
+      prompt/completion columns; a string that is not a file name (no json/jsonl/csv/parquet suffix) is a TOFU split name, read
+      from ``tofu_root`` (default: the shared TOFU folder, else the hub).
+    - ``kind="labeled"``: rows with ``prompt``, ``completion``, a boolean ``label`` and ``extra_columns``.
+
+    ``name`` says which data it is in errors (``forget dataset ...``); ``flag`` (``forget``) prefixes errors
+    about a path or split name with the command-line flag that gave it.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    where, rows = _read(source, kind, name, tofu_root, flag)
+    if kind == "qa":
+        return _qa(rows, where)
+    return _labeled(rows, where, extra_columns)
+
+
+def _read(source, kind: str, name: str, tofu_root, flag: str | None) -> tuple[str, list[dict[str, Any]]]:
+    import datasets
+
+    if isinstance(source, datasets.Dataset):
+        return f"{name} dataset", source.to_list()
+    if not isinstance(source, (str, Path)):
+        return f"{name} dataset", list(source)
+    path = Path(source)
+    prefix = f"--{flag} {source}: " if flag else ""
+    if kind == "labeled" and path.is_dir():
+        from negtune.data.schema import read_labeled
+
+        return f"{name} dataset {path}", read_labeled(path)
+    if path.suffix.lower() in ROW_SUFFIXES:
+        if not path.exists():
+            raise DataError(f"{prefix or f'{path}: '}no such file")
+        from negtune.data.io import read_rows
+
+        return f"{name} dataset {path}", read_rows(path)
+    if kind == "labeled":
+        raise DataError(f"{prefix or f'{name} dataset '}{source}: not a file with a known suffix "
+                        f"({', '.join(ROW_SUFFIXES)}) nor a `negtune rollout` folder")
+    if not _SPLIT_NAME.match(str(source)) or str(source).startswith("."):
+        raise DataError(f"{prefix}{source!r} is not a TOFU split name (forget10, retain90, ...); a file must be "
+                        f"passed with its suffix ({', '.join(ROW_SUFFIXES)})")
+    from negtune.data.tofu import load_tofu_split
+
+    try:
+        return f"{name} dataset {source}", load_tofu_split(str(source), tofu_root)
+    except DataError as e:
+        raise DataError(f"{prefix}{e}") from None
+
+
+def _qa(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    out = []
+    for i, row in enumerate(rows):
+        if "question" in row and "answer" in row:
+            out.append({"prompt": row["question"], "answer": row["answer"]})
+        elif "prompt" in row and ("answer" in row or "completion" in row):
+            out.append({"prompt": row["prompt"], "answer": row["answer" if "answer" in row else "completion"]})
+        else:
+            raise DataError(f"{where}, row {i}: expected columns question/answer, prompt/answer or "
+                            f"prompt/completion, got {sorted(row)}")
+    return out
+
+
+def _labeled(rows: list[dict[str, Any]], where: str, extra_columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not rows:
+        raise DataError(f"{where} is empty")
+    needed = ("prompt", "completion", "label", *extra_columns)
+    for i, row in enumerate(rows):
+        for col in needed:
+            if col not in row:
+                hint = " (a `negtune rollout` output has them all)" if extra_columns else ""
+                raise DataError(f"{where}, row {i}: missing column {col!r} (needs {', '.join(needed)}){hint}; "
+                                f"columns present: {', '.join(sorted(row))}")
+        if not isinstance(row["label"], bool):
+            raise DataError(f"{where}, row {i}, column 'label': expected bool, got {row['label']!r}")
+    return rows

@@ -1,0 +1,146 @@
+"""``negtune eval tofu``: load the eval sets, score the model on each, aggregate, compare with a retain model's
+eval log (forget quality), and write ``eval_log.json``, ``results.json`` and the report.
+
+Every run writes ``eval_log.json`` with the per-example values, which is what another run's ``--retain-log``
+reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from negtune.data.io import DataError
+from negtune.evaluation.tofu.metrics import (
+    SPLITS,
+    UTILITY_KEYS,
+    forget_quality,
+    model_utility,
+    truth_ratio_score,
+)
+from negtune.evaluation.tofu.report import write_tofu_report
+from negtune.evaluation.tofu.scorer import TofuScorer, score_split
+
+LOG_VERSION = 1
+
+
+def fingerprint(questions: list[str]) -> str:
+    return hashlib.sha256("\n".join(questions).encode()).hexdigest()[:16]
+
+
+def aggregate(per_split: dict[str, dict[str, list]]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for split, values in per_split.items():
+        metrics[f"{split}_prob"] = float(np.mean(values["prob"]))
+        metrics[f"{split}_rouge"] = float(np.mean(values["rouge"]))
+        metrics[f"{split}_truth_ratio"] = truth_ratio_score(values["truth_ratio"], split)
+    if all(k in metrics for k in UTILITY_KEYS):
+        metrics["model_utility"] = model_utility(metrics)
+    return metrics
+
+
+def read_eval_log(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "eval_log.json"
+    if not path.exists():
+        raise DataError(f"--retain-log {path}: no such file (an eval_log.json written by `negtune eval tofu`)")
+    log = json.loads(path.read_text())
+    if log.get("negtune_tofu_eval_log") != LOG_VERSION or "forget" not in log.get("splits", {}):
+        raise DataError(f"--retain-log {path}: not a negtune TOFU eval log with a forget split")
+    return log
+
+
+@dataclass
+class TofuEvalConfig:
+    """``negtune eval tofu`` settings (its flags are these fields)."""
+
+    model: str = field(metadata={"help": "hub id, local model folder or a LoRA output folder"})
+    out: str = field(metadata={"help": "output folder (eval_log.json, results.json, report.md)"})
+    adapter: str | None = field(default=None, metadata={"help": "PEFT adapter folder"})
+    forget_split: str = field(default="forget10", metadata={
+        "help": "the TOFU forget split", "choices": ["forget01", "forget05", "forget10"]})
+    tofu_root: str | None = field(default=None, metadata={
+        "help": "folder of TOFU-format json files (default: the shared TOFU folder, else the hub)"})
+    retain_log: str | None = field(default=None, metadata={
+        "help": "eval_log.json of a retain-only model: gives forget quality"})
+    template: str = field(default="chat", metadata={
+        "help": "chat (the tokenizer's template), llama2, llama3, qa, none, or a string containing '{question}'"})
+    system_prompt: str | None = field(default=None, metadata={"help": "system prompt (chat template)"})
+    batch_size: int = field(default=8, metadata={
+        "help": "questions per forward pass (each brings 1 + 1 + K answers)"})
+    generation_batch_size: int = field(default=32, metadata={
+        "help": "questions per (left-padded, greedy) generate call"})
+    max_new_tokens: int = field(default=200, metadata={"help": "greedy generation length for ROUGE-L"})
+    limit: int | None = field(default=None, metadata={"help": "first N questions of each eval set (quick checks)"})
+    dtype: str = field(default="auto", metadata={"help": "model dtype"})
+    device: str | None = field(default=None, metadata={"help": "torch device (default: cuda when visible, else cpu)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code (off)"})
+
+
+def load_eval_sets(forget_split: str, root: str | None, limit: int | None) -> dict[str, list[dict]]:
+    from negtune.data.tofu import load_tofu
+
+    bench = load_tofu(forget_split, root)
+    sets = {"forget": bench.forget_perturbed, "retain": bench.retain_perturbed,
+            "real_authors": bench.real_authors, "world_facts": bench.world_facts}
+    return {k: v[:limit] if limit else v for k, v in sets.items()}
+
+
+def evaluate_tofu(cfg: TofuEvalConfig, model=None, tokenizer=None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate one model; writes ``eval_log.json``, ``results.json`` and ``report.md`` into ``cfg.out``."""
+    from tqdm.auto import tqdm
+
+    retain_log = read_eval_log(cfg.retain_log) if cfg.retain_log else None  # fail before the slow part
+    sets = load_eval_sets(cfg.forget_split, cfg.tofu_root, cfg.limit)
+    if model is None:
+        from negtune.models.loading import load_model_and_tokenizer, resolve_adapter
+
+        name, adapter = resolve_adapter(cfg.model, cfg.adapter)
+        device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model, tokenizer = load_model_and_tokenizer(name, adapter=adapter, dtype=cfg.dtype, device=device,
+                                                    trust_remote_code=cfg.trust_remote_code, merge_adapter=True)
+    scorer = TofuScorer(model, tokenizer, cfg.template, cfg.system_prompt, cfg.batch_size, cfg.max_new_tokens,
+                        cfg.generation_batch_size)
+    t0 = time.monotonic()
+    per_split = {}
+    bar = tqdm(total=sum(len(v) for v in sets.values()), unit="question", desc="tofu eval", disable=not progress)
+    for split in SPLITS:
+        bar.set_postfix_str(split)
+        per_split[split] = score_split(scorer, sets[split], split, progress=bar.update)
+    bar.close()
+    metrics = aggregate(per_split)
+    notes = {}
+    if retain_log is not None:
+        theirs = retain_log["splits"]["forget"]
+        ours = per_split["forget"]
+        if theirs.get("fingerprint") != fingerprint(ours["question"]):
+            raise DataError(f"--retain-log {cfg.retain_log}: it was computed on other forget questions "
+                            f"({theirs.get('n')} questions of split {retain_log.get('forget_split')!r}; this run "
+                            f"has {len(ours['question'])} of {cfg.forget_split!r}, limit {cfg.limit})")
+        metrics["forget_quality"] = forget_quality(ours["truth_ratio"], theirs["truth_ratio"])
+    else:
+        metrics["forget_quality"] = None
+        notes["forget_quality"] = ("missing: forget quality compares this model's forget-set truth ratios with "
+                                   "those of a model never trained on the forget set; evaluate that model, then "
+                                   "pass its eval_log.json with --retain-log")
+    seconds = time.monotonic() - t0
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = asdict(cfg)
+    log = {"negtune_tofu_eval_log": LOG_VERSION, "forget_split": cfg.forget_split, "settings": settings,
+           "splits": {s: {"n": len(v["question"]), "fingerprint": fingerprint(v["question"]), **v}
+                      for s, v in per_split.items()}}
+    (out / "eval_log.json").write_text(json.dumps(log))
+    results = {"settings": settings, "metrics": metrics, "notes": notes, "seconds": round(seconds, 1),
+               "questions": {s: len(v) for s, v in sets.items()}}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    write_tofu_report(results, out)
+    return results

@@ -1,0 +1,218 @@
+"""The method registry: every training method negtune has, named in one place.
+
+Each :class:`Method` entry says what the method is (its loss, paper and one-line objective), how it is
+configured (config class and the defaults that set it apart from that class's), which trainer runs it and
+what data it reads. Everything else is generated from or checked against this table: ``negtune train``'s
+choices and per-method defaults, ``online_config``, the unlearning trainer's objective, the recipes folder
+(one ``recipes/<name>/tiny.yaml`` per entry), the model card, the demo's labels and the README's method
+tables (``tests/test_methods.py`` checks that they all agree).
+
+Adding a method is one pure loss in ``negtune.losses`` (equation in its docstring, hand-computed tests),
+one entry here and one ``recipes/<name>/tiny.yaml``.
+
+Config and trainer classes are named by import path so that this module imports nothing heavy (the trainers
+import it for their own tables).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from negtune.losses import npo as _npo
+from negtune.losses import rlvr as _rlvr
+from negtune.losses.contrastive import contrastive_rationale_loss
+from negtune.losses.unlikelihood import negative_unlikelihood_loss
+
+FAMILIES = {
+    "unlearn": "unlearning: a forget set (and a retain set) of question/answer pairs",
+    "labeled": "a labeled dataset: positive and negative completions",
+    "offline_rlvr": "a labeled rollout with group pass rates (`negtune rollout` output)",
+    "online_rlvr": "prompts with gold answers; completions sampled and verified during training",
+}
+
+
+@dataclass(frozen=True)
+class UnlearnTerms:
+    """What the unlearning trainer hands a method's objective for one batch (tensors of shape (B,) or scalars).
+
+    ``logps``: summed answer log-probs of the forget examples; ``n_tokens``: their answer lengths;
+    ``forget_nll``: mean token NLL over the batch's forget answers; ``ref_logps``: cached reference log-probs
+    (methods with ``needs_reference``); ``retain_nll`` / ``retain_kl``: the retain term the entry asks for
+    (``retain="nll"`` / ``"kl"``), None when the batch has no retain examples."""
+
+    logps: Any
+    n_tokens: Any
+    forget_nll: Any
+    ref_logps: Any = None
+    retain_nll: Any = None
+    retain_kl: Any = None
+
+
+def _plus_retain(loss, terms: UnlearnTerms, a) -> Any:
+    """forget term + alpha * the retain term (NLL or KL), when the batch has one."""
+    retain = terms.retain_kl if terms.retain_kl is not None else terms.retain_nll
+    return loss if retain is None else loss + a.retain_weight * retain
+
+
+@dataclass(frozen=True)
+class Method:
+    """One training method. ``defaults`` are the config fields that differ from the config class's defaults;
+    they are applied before anything else is resolved (a config file and the command line override them)."""
+
+    name: str
+    family: str  # a key of FAMILIES: decides which data the method reads
+    config: str  # "module:Class" of its config dataclass
+    trainer: str  # "module:Class" of its trainer
+    loss: Callable  # the pure loss in negtune.losses with the paper's equation
+    objective: str  # one line for tables and model cards
+    paper: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    baseline: bool = False  # a comparison point (GRPO, RFT, ...), not a method from the negatives literature
+    # unlearning only
+    unlearn_objective: Callable[[UnlearnTerms, Any], Any] | None = None
+    needs_reference: bool = False  # log pi_ref of the forget answers (computed once, cached on disk)
+    retain: str | None = None  # the retain term: "nll", "kl" (needs pi_ref on retain batches) or None
+    needs_retain: bool = False  # refuses to run without retain data
+
+    def __post_init__(self):
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+
+    @property
+    def config_class(self) -> type:
+        return _load(self.config)
+
+    @property
+    def trainer_class(self) -> type:
+        return _load(self.trainer)
+
+    @property
+    def loss_name(self) -> str:
+        return f"{self.loss.__module__}.{self.loss.__qualname__}"
+
+    def make_config(self, **kwargs: Any):
+        """The method's config: its defaults, then ``kwargs``."""
+        return self.config_class(**{**self.defaults, **kwargs})
+
+
+def _load(path: str) -> type:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_UNLEARN = ("negtune.trainers.unlearn_config:UnlearnConfig", "negtune.trainers.unlearn_trainer:UnlearnTrainer")
+_NFT_OFFLINE = ("negtune.trainers.nft_config:OfflineNFTConfig",
+                "negtune.trainers.nft_offline_trainer:OfflineNFTTrainer")
+_NFT = ("negtune.trainers.nft_config:NFTConfig", "negtune.trainers.nft_trainer:NFTTrainer")
+_GRPO = ("trl:GRPOConfig", "trl:GRPOTrainer")
+_NPO_PAPER = "Zhang et al. 2024, Negative Preference Optimization (arXiv:2404.05868)"
+_NFT_PAPER = "Chen et al. 2025, Bridging Supervised Learning and RL in Math Reasoning (NFT, arXiv:2505.18116)"
+
+_ENTRIES = [
+    # --- unlearning: a forget set, optionally a retain set --------------------------------------------------
+    Method("ga", "unlearn", *_UNLEARN, loss=_npo.ga_loss,
+           objective="gradient ascent: minimise the forget log-likelihood",
+           paper="Jang et al. 2023, Knowledge Unlearning (arXiv:2210.01504); TOFU (Maini et al. 2024)",
+           defaults={"method": "ga"}, baseline=True,
+           unlearn_objective=lambda t, a: a.forget_weight * _npo.ga_loss(t.logps, t.n_tokens.sum())),
+    Method("graddiff", "unlearn", *_UNLEARN, loss=_npo.graddiff_loss,
+           objective="-gamma NLL_forget + alpha NLL_retain",
+           paper="Liu et al. 2022, Continual Learning and Private Unlearning; TOFU (Maini et al. 2024)",
+           defaults={"method": "graddiff"}, baseline=True, retain="nll", needs_retain=True,
+           unlearn_objective=lambda t, a: _npo.graddiff_loss(t.forget_nll, t.retain_nll, a.forget_weight,
+                                                             a.retain_weight)),
+    Method("npo", "unlearn", *_UNLEARN, loss=_npo.npo_loss,
+           objective="(2/beta) softplus(beta (log pi - log pi_ref)) on the forget set",
+           paper=_NPO_PAPER, defaults={"method": "npo", "beta": 0.1}, needs_reference=True,
+           unlearn_objective=lambda t, a: a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta)),
+    Method("npo_rt", "unlearn", *_UNLEARN, loss=_npo.npo_loss,
+           objective="NPO + alpha NLL_retain", paper=_NPO_PAPER,
+           defaults={"method": "npo_rt", "beta": 0.1}, needs_reference=True, retain="nll", needs_retain=True,
+           unlearn_objective=lambda t, a: _plus_retain(
+               a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta), t, a)),
+    Method("npo_kl", "unlearn", *_UNLEARN, loss=_npo.kl_ref_policy,
+           objective="NPO + alpha KL(pi_ref || pi) on the retain set", paper=_NPO_PAPER,
+           defaults={"method": "npo_kl", "beta": 0.1}, needs_reference=True, retain="kl", needs_retain=True,
+           unlearn_objective=lambda t, a: _plus_retain(
+               a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta), t, a)),
+    Method("simnpo", "unlearn", *_UNLEARN, loss=_npo.simnpo_loss,
+           objective="reference-free, length-normalised NPO (+ alpha NLL_retain when a retain set is given)",
+           paper="Fan et al. 2024, Simplicity Prevails: Rethinking NPO for LLM Unlearning (arXiv:2410.07163)",
+           defaults={"method": "simnpo", "beta": 2.5}, retain="nll",
+           unlearn_objective=lambda t, a: _plus_retain(
+               a.forget_weight * _npo.simnpo_loss(t.logps, t.n_tokens, a.beta, a.simnpo_delta), t, a)),
+    # --- labeled positives and negatives --------------------------------------------------------------------
+    Method("unlikelihood", "labeled", "negtune.trainers.unlikelihood_config:UnlikelihoodConfig",
+           "negtune.trainers.unlikelihood_trainer:UnlikelihoodTrainer", loss=negative_unlikelihood_loss,
+           objective="NLL on positives + alpha * -log(1 - p) on every negative token (+ token/sequence UL)",
+           paper="Welleck et al. 2019, Neural Text Generation with Unlikelihood Training (arXiv:1908.04319)"),
+    Method("contrastive", "labeled", "negtune.trainers.contrastive_config:ContrastiveRationaleConfig",
+           "negtune.trainers.contrastive_trainer:ContrastiveRationaleTrainer", loss=contrastive_rationale_loss,
+           objective="a1 L_answer + a2 weighted NLL(positives) + a3 weighted max(0, delta - NLL(negatives))",
+           paper="Wang et al. 2024, QCRD: Quality-guided Contrastive Rationale Distillation"),
+    # --- RLVR from a labeled rollout --------------------------------------------------------------------------
+    Method("nft_offline", "offline_rlvr", *_NFT_OFFLINE, loss=_rlvr.nft_token_loss,
+           objective="NFT on a fixed rollout: positives up, negatives through the implicit negative policy",
+           paper=_NFT_PAPER, defaults={"method": "nft"}),
+    Method("rft_offline", "offline_rlvr", *_NFT_OFFLINE, loss=_rlvr.nft_token_loss,
+           objective="rejection-sampling fine-tuning on a fixed rollout (NFT with neg_weight 0)",
+           paper=_NFT_PAPER, defaults={"method": "rft"}, baseline=True),  # OfflineNFTConfig: rft = neg_weight 0
+    # --- online RLVR (TRL's GRPO machinery) -------------------------------------------------------------------
+    Method("grpo", "online_rlvr", *_GRPO, loss=_rlvr.grpo_advantages,
+           objective="GRPO: group-normalised advantages, PPO clip (TRL)",
+           paper="Shao et al. 2024, DeepSeekMath (arXiv:2402.03300)", defaults={"loss_type": "grpo"},
+           baseline=True),
+    Method("dr_grpo", "online_rlvr", *_GRPO, loss=_rlvr.grpo_advantages,
+           objective="Dr.GRPO: unscaled advantages, constant normaliser (TRL)",
+           paper="Liu et al. 2025, Understanding R1-Zero-Like Training (arXiv:2503.20783)",
+           defaults={"loss_type": "dr_grpo", "scale_rewards": "none"}, baseline=True),
+    Method("ngrpo", "online_rlvr", "negtune.trainers.ngrpo_config:NGRPOConfig",
+           "negtune.trainers.ngrpo_trainer:NGRPOTrainer", loss=_rlvr.ngrpo_advantages,
+           objective="GRPO + advantage calibration (virtual max-reward sample) + asymmetric clipping",
+           paper="Nan et al. 2025, NGRPO: Negative-enhanced Group Relative Policy Optimization"),
+    Method("nft", "online_rlvr", *_NFT, loss=_rlvr.nft_token_loss,
+           objective="NFT: likelihood on positives, implicit negative policy on negatives", paper=_NFT_PAPER),
+    Method("rft", "online_rlvr", *_NFT, loss=_rlvr.nft_token_loss,
+           objective="rejection-sampling fine-tuning online (NFT with neg_weight 0)", paper=_NFT_PAPER,
+           defaults={"neg_weight": 0.0}, baseline=True),
+]
+
+METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
+
+
+def get(name: str) -> Method:
+    """The registry entry, or a ValueError that lists the known methods."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}") from None
+
+
+def names(family: str | None = None) -> tuple[str, ...]:
+    """Method names, optionally of one family (``unlearn``, ``labeled``, ``offline_rlvr``, ``online_rlvr``)."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    return tuple(m.name for m in _ENTRIES if family is None or m.family == family)
+
+
+def make_config(name: str, **kwargs: Any):
+    """``make_config("simnpo", output_dir=...)``: the method's config with its defaults, then ``kwargs``."""
+    return get(name).make_config(**kwargs)
+
+
+def markdown_table(family: str | None = None) -> str:
+    """The README's table of methods (generated here; ``tests/test_methods.py`` checks the README has it)."""
+    lines = ["| `negtune train ...` | config / trainer | objective | loss (`negtune.losses`) | paper |",
+             "|---|---|---|---|---|"]
+    for m in _ENTRIES:
+        if family is not None and m.family != family:
+            continue
+        cls = f"`{m.config.split(':')[1]}` / `{m.trainer.split(':')[1]}`"
+        defaults = ", ".join(f"{k}={v}" for k, v in m.defaults.items() if k != "method")
+        cells = [f"`{m.name}`{' (baseline)' if m.baseline else ''}", f"{cls}{f' ({defaults})' if defaults else ''}",
+                 m.objective, f"`{m.loss.__name__}`", m.paper]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
