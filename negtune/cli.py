@@ -19,6 +19,7 @@ from negtune.evaluation.math import MathEvalConfig
 from negtune.evaluation.tofu import TofuEvalConfig
 from negtune.loop import LoopConfig
 from negtune.rollout.stage import RolloutConfig
+from negtune.utils import threads
 
 
 def _cmd_data_check(args: argparse.Namespace) -> int:
@@ -276,9 +277,16 @@ def _build(cls, values: dict[str, Any]):
 
 
 def _add(sub, name: str, help: str, func, *dataclass_types, **kwargs) -> HfArgumentParser:
+    """A sub-command whose flags are the fields of ``dataclass_types`` (``args.configs`` holds them, built)."""
     parser = sub.add_parser(name, help=help, description=help, dataclass_types=list(dataclass_types), **kwargs)
     parser.set_defaults(func=func, dataclass_types=dataclass_types)
+    if func in _RUNS_MODELS:
+        parser.add_argument("--threads", type=int, help="CPU threads of this process (default: the free cores, "
+                            f"measured again at every stage; also {threads.ENV} or OMP_NUM_THREADS)")
     return parser
+
+
+_RUNS_MODELS = (_cmd_tiny_model, _cmd_rollout, _cmd_loop, _cmd_eval_math, _cmd_eval_tofu, _cmd_demo)
 
 
 def _add_eval_parsers(sub) -> None:
@@ -355,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
                                            getattr(args, "eval_command", None)) if v)
             _check_unused(command, values, argv)
             args.configs = [_build(cls, values) for cls in args.dataclass_types]
+        if args.func in _RUNS_MODELS:  # (train and bench choose their threads in their own process)
+            threads.show_in_log()
+            threads.configure(args.threads)
         return args.func(args)
     except (DataError, ValueError) as e:  # bad input; anything else is a bug and keeps its traceback
         print(f"negtune: error: {e}", file=sys.stderr)

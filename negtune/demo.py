@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from negtune import methods
+from negtune.utils import threads
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Demo:
     def stage(self, name: str, done: bool = False):
         t0 = time.monotonic()
         self.console.rule(f"[bold]{name}" + (" (done: reused)" if done else ""))
+        threads.adapt()  # the machine may have got busier (or quieter) since the last stage
         yield
         self.stage_seconds[name] = round(time.monotonic() - t0, 1)
         self.console.print(f"[dim]{name}: {self.stage_seconds[name]} s[/dim]")

@@ -16,6 +16,7 @@ import yaml
 
 from negtune import methods
 from negtune.data.io import DataError
+from negtune.utils import threads
 
 METHODS = methods.METHODS
 
@@ -66,6 +67,9 @@ class RunArguments:
     resume: bool = field(default=False, metadata={
         "help": "continue from the last checkpoint-N in --output_dir (model, optimizer, scheduler, RNG, data "
                 "position and the trainer's own state): the result equals an uninterrupted run"})
+    threads: int | None = field(default=None, metadata={
+        "help": "CPU threads of each process (default: its share of the free cores, measured again during "
+                f"training; also {threads.ENV} or OMP_NUM_THREADS)"})
 
 
 def resume_checkpoint(output_dir: str) -> str:
@@ -228,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     method, rest = _split_method(argv)
     data_args, train_args, model_args = parse_train_args(method, rest)
+    threads.show_in_log()
+    threads.configure(data_args.threads)
     resume = train_args.resume_from_checkpoint
     if data_args.resume:
         if resume:
@@ -235,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
                             "last checkpoint-N in --output_dir)")
         resume = resume_checkpoint(train_args.output_dir)
     trainer = build_trainer(method, data_args, train_args, model_args)
+    if not threads.current().requested:
+        from negtune.trainers.base import AdaptiveThreads
+
+        trainer.add_callback(AdaptiveThreads())
     if resume and trainer.is_world_process_zero():
         print(f"resuming from {resume}", flush=True)
     trainer.train(resume_from_checkpoint=resume)

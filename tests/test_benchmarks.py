@@ -57,6 +57,10 @@ MINIMAL = {
     "tofu_eval": {"questions": 8, "parameters": 1000, "batch_size": 8, "batched_seconds": 1.0,
                   "per_example_seconds": 3.0, "speedup": 3.0, "max_metric_difference": 0.0,
                   "identical_generations": "8/8"},
+    "busy": {"cores": 2, "repeats": 1, "trainer": {s: {load: {"train_runtime": 1.0, "wall": 5.0}
+                                                           for load in ("idle", "busy")}
+                                                       for s in ("negtune", "torch defaults")},
+             "demo": {"stages": {"1. tiny model": {"torch_idle": 1.0, "negtune_idle": 1.0, "negtune_busy": 2.0}}}},
     "gpu_check": {"mode": "gpu", "device": "NVIDIA H200", "params": 1000, "peak_flops": 989e12,
                   "rollout": {"hf": {"tokens_per_s": 10.0, "seconds": 1.0}, "vllm": {"error": "failed"}},
                   "training": [{"family": "npo", "mode": "full", "trainable_params": 1000, "step_s": 0.1,

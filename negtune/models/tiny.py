@@ -24,6 +24,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, Qwen2Con
 from negtune.data.prompts import encode_prompt_completion, format_prompt
 from negtune.data.tasks.arith import check_arith, make_arith
 from negtune.data.tasks.facts import make_facts
+from negtune.utils import threads
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ def _sft_losses(model, tokenizer, examples: list[tuple[list[int], list[int]]], l
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        threads.adapt()  # (a no-op unless a negtune entry point chose the threads)
         yield loss.item()
 
 

@@ -21,6 +21,7 @@ from negtune.data.prompts import format_prompt
 from negtune.data.schema import prompt_id, read_labeled
 from negtune.rollout.engines import Engine, SamplingConfig, make_engine
 from negtune.rollout.verify_pool import VerifierPool, VerifyStats
+from negtune.utils import threads
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
             for k in todo:
                 idx = shards[k]
                 shard_seed = cfg.seed + 7919 * k
+                threads.adapt()  # a long rollout notices a job that started beside it
                 t0 = time.monotonic()
                 completions = engine.generate([prompts[i] for i in idx], replace(sampling, seed=shard_seed))
                 gen_s = time.monotonic() - t0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import signal
 import threading
 import time
@@ -21,6 +20,7 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 
 from negtune.rollout.verifiers import Verdict, load
+from negtune.utils.threads import available_cores
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class VerifierPool:
     def __init__(self, name: str, workers: int | None = None, timeout: float = 5.0, chunk_size: int = 32):
         load(name)  # fail fast on an unknown name, before any worker starts
         self.name, self.timeout, self.chunk_size = name, timeout, chunk_size
-        self.workers = os.cpu_count() or 1 if workers is None else workers
+        self.workers = available_cores() if workers is None else workers
         if self.workers == 0 and threading.current_thread() is not threading.main_thread():
             self.workers = 1
         self._pool = None

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from negtune.utils import threads
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,16 @@ EXTRA_STATE_FILE = "negtune_state_{rank}.pt"  # per process: each rank's extra s
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+class AdaptiveThreads(TrainerCallback):
+    """Lets the CPU thread count follow the machine during training (``negtune.utils.threads.adapt``: measured
+    at most every few seconds, on optimizer-step boundaries), so a job that starts beside ours does not turn
+    every op into a wait."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        threads.adapt()
+        return control
 
 
 class PaddedCollator:

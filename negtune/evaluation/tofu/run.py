@@ -27,6 +27,7 @@ from negtune.evaluation.tofu.metrics import (
 )
 from negtune.evaluation.tofu.report import write_tofu_report
 from negtune.evaluation.tofu.scorer import TofuScorer, score_split
+from negtune.utils import threads
 
 LOG_VERSION = 1
 
@@ -113,6 +114,7 @@ def evaluate_tofu(cfg: TofuEvalConfig, model=None, tokenizer=None, progress: boo
     per_split = {}
     bar = tqdm(total=sum(len(v) for v in sets.values()), unit="question", desc="tofu eval", disable=not progress)
     for split in SPLITS:
+        threads.adapt()  # (a no-op unless an entry point chose the threads)
         bar.set_postfix_str(split)
         per_split[split] = score_split(scorer, sets[split], split, progress=bar.update)
     bar.close()
