@@ -254,15 +254,17 @@ class Demo:
         return path
 
     def run(self) -> list[dict[str, Any]]:
+        from negtune.data.io import out_lock
+
         t0 = time.monotonic()
-        self.out.mkdir(parents=True, exist_ok=True)
-        base, train_file, eval_file = self.build_math()
-        rollout = self.rollout(base, train_file)
-        self.math_methods(base, rollout, train_file, eval_file)
-        self.unlearning()
-        total = time.monotonic() - t0
-        self.console.print(self.table())
-        report = self.write_report(total)
+        with out_lock(self.out):  # checked writable; a second demo into the same folder is refused
+            base, train_file, eval_file = self.build_math()
+            rollout = self.rollout(base, train_file)
+            self.math_methods(base, rollout, train_file, eval_file)
+            self.unlearning()
+            total = time.monotonic() - t0
+            self.console.print(self.table())
+            report = self.write_report(total)
         self.console.print(f"total {total:.0f} s; report: {report}")
         return self.rows
 

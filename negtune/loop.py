@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from negtune import methods
-from negtune.data.io import DataError
-from negtune.rollout.stage import RolloutConfig, rollout_and_verify
+from negtune.data.io import DataError, atomic_write_text, out_lock
+from negtune.rollout.stage import RolloutConfig, check_run_values, rollout_and_verify
 
 
 @dataclass
@@ -40,6 +40,9 @@ class LoopConfig:
     lora: bool = field(default=False, metadata={"help": "train a LoRA adapter per iteration (merged after)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (with --lora)"})
     use_cpu: bool = field(default=False, metadata={"help": "train on the CPU even when a GPU is visible"})
+
+    def __post_init__(self) -> None:
+        check_run_values(self)
 
 
 def _train_iteration(cfg: LoopConfig, model_path: str, rows, out: Path) -> str:
@@ -71,29 +74,28 @@ def run_loop(cfg: LoopConfig, progress: bool = True) -> list[dict]:
     """Run or resume the loop; returns one stats dict per iteration (pass@1 of its rollout, etc.)."""
     if f"{cfg.method}_offline" not in methods.names("offline_rlvr"):
         raise ValueError(f"--method {cfg.method!r}: expected nft or rft")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    current, history = cfg.model, []
-    for i in range(cfg.iterations):
-        it = out / f"iter-{i:02d}"
-        done = it / "DONE.json"
-        if done.exists():
-            record = json.loads(done.read_text())
-            current = record["model"]
+    with out_lock(cfg.out) as out:
+        current, history = cfg.model, []
+        for i in range(cfg.iterations):
+            it = out / f"iter-{i:02d}"
+            done = it / "DONE.json"
+            if done.exists():
+                record = json.loads(done.read_text())
+                current = record["model"]
+                history.append(record)
+                continue
+            ro = RolloutConfig(model=current, dataset=cfg.dataset, out=str(it / "rollout"), n=cfg.n,
+                               verifier=cfg.verifier, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                               limit=cfg.limit, seed=cfg.seed + i, engine="hf")
+            ds, stats = rollout_and_verify(ro, progress=progress)
+            try:
+                model_dir, skipped = _train_iteration(cfg, current, ds, it), None
+            except DataError as e:  # e.g. every group all wrong: nothing to learn this round, keep the model
+                model_dir, skipped = current, str(e)
+            record = {"iteration": i, "model": model_dir, "trained_from": current, "training_skipped": skipped,
+                      "rollout_pass@1": stats["pass@1"], f"rollout_pass@{cfg.n}": stats[f"pass@{cfg.n}"],
+                      "groups_mixed": stats["groups_mixed"], "samples": stats["samples"]}
+            atomic_write_text(done, json.dumps(record, indent=2))
             history.append(record)
-            continue
-        ro = RolloutConfig(model=current, dataset=cfg.dataset, out=str(it / "rollout"), n=cfg.n,
-                           verifier=cfg.verifier, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                           limit=cfg.limit, seed=cfg.seed + i, engine="hf")
-        ds, stats = rollout_and_verify(ro, progress=progress)
-        try:
-            model_dir, skipped = _train_iteration(cfg, current, ds, it), None
-        except DataError as e:  # e.g. every group all wrong: nothing to learn this round, keep the model
-            model_dir, skipped = current, str(e)
-        record = {"iteration": i, "model": model_dir, "trained_from": current, "training_skipped": skipped,
-                  "rollout_pass@1": stats["pass@1"], f"rollout_pass@{cfg.n}": stats[f"pass@{cfg.n}"],
-                  "groups_mixed": stats["groups_mixed"], "samples": stats["samples"]}
-        done.write_text(json.dumps(record, indent=2))
-        history.append(record)
-        current = model_dir
+            current = model_dir
     return history

@@ -72,17 +72,59 @@ class RunArguments:
                 f"training; also {threads.ENV} or OMP_NUM_THREADS)"})
 
 
+def _complete(checkpoint: Path) -> bool:
+    """Whether a checkpoint folder was fully written: transformers writes trainer_state.json last."""
+    import json
+
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def resume_checkpoint(output_dir: str) -> str:
-    """The last ``checkpoint-N`` folder in ``output_dir``, or a DataError naming the folder."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete ``checkpoint-N`` folder in ``output_dir`` (incomplete ones, left by a kill during a
+    save, are skipped with a warning), or a DataError naming the folder."""
+    import re
 
     folder = Path(output_dir)
-    found = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    if found is None:
-        what = "does not exist" if not folder.is_dir() else "has no checkpoint-N folder"
-        raise DataError(f"--resume: {folder} {what}; nothing to resume (checkpoints are written with "
-                        "--save_strategy steps --save_steps N; drop --resume to start afresh)")
-    return found
+    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else ())
+                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    skipped = []
+    for _, checkpoint in reversed(found):
+        if _complete(checkpoint):
+            if skipped:
+                print(f"--resume: skipped incomplete {', '.join(skipped)} (no valid trainer_state.json: "
+                      "interrupted while saving)", file=sys.stderr, flush=True)
+            return str(checkpoint)
+        skipped.append(checkpoint.name)
+    what = ("does not exist" if not folder.is_dir() else "has no checkpoint-N folder" if not found else
+            f"has no complete checkpoint ({', '.join(skipped)} lack a valid trainer_state.json: interrupted "
+            "while saving)")
+    raise DataError(f"--resume: {folder} {what}; nothing to resume (checkpoints are written with "
+                    "--save_strategy steps --save_steps N; drop --resume to start afresh)")
+
+
+def check_output_dir(output_dir: str) -> None:
+    """``--output_dir`` must be a folder we can write (checked before any loading: not after the last step)."""
+    import os
+    import tempfile
+
+    folder = Path(output_dir)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"--output_dir {folder} is a file, not a folder; pass a folder path")
+    if existing is not None and not existing.is_dir():
+        raise DataError(f"--output_dir {folder}: {existing} is a file, so the folder cannot be made; pass a "
+                        "folder path")
+    try:  # probe the nearest existing folder: a refused run leaves nothing behind
+        fd, probe = tempfile.mkstemp(dir=existing or Path.cwd(), prefix=".negtune-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise DataError(f"--output_dir {folder}: not writable ({e.strerror or e}); pass a folder you can write "
+                        "to") from None
 
 
 def _read_config(argv: list[str]) -> dict:
@@ -240,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(f"--resume and --resume_from_checkpoint {resume}: give one of them (--resume takes the "
                             "last checkpoint-N in --output_dir)")
         resume = resume_checkpoint(train_args.output_dir)
+    check_output_dir(train_args.output_dir)
     trainer = build_trainer(method, data_args, train_args, model_args)
     if not threads.current().requested:
         from negtune.trainers.base import AdaptiveThreads
@@ -256,7 +299,18 @@ def main(argv: list[str] | None = None) -> int:
                          f"prompts from {data_args.dataset}, rewards from the {data_args.verifier!r} verifier")
     if trainer.is_world_process_zero():
         print(f"saved {'adapter' if peft_enabled(trainer) else 'model'} and model card to {train_args.output_dir}")
+    _shutdown()
     return 0
+
+
+def _shutdown() -> None:
+    """Leave nothing running at exit: a process group left to interpreter teardown can abort a rank
+    (``terminate called without an active exception``) after the model is saved."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # every rank has finished saving before any tears the group down
+        dist.destroy_process_group()
 
 
 def peft_enabled(trainer) -> bool:

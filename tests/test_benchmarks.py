@@ -66,6 +66,8 @@ MINIMAL = {
                   "training": [{"family": "npo", "mode": "full", "trainable_params": 1000, "step_s": 0.1,
                                 "tokens_per_step": 100, "tokens_per_s": 1000.0, "mfu_6N": 0.01, "peak_mem_gb": 1.0},
                                {"family": "npo", "mode": "lora", "error": "skipped: time budget spent"}]},
+    "faults": {"prompts": 6, "n": 2, "stages": {"rollout": {"kills": 2, "killed_mid_run": 2, "equal": 2,
+                                                            "reference_seconds": 4.8}}},
 }
 
 

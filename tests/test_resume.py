@@ -9,6 +9,7 @@ smaller than 6 batches, so the runs cross an epoch boundary (the resumed run mus
 epoch's shuffle).
 """
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,7 @@ def _max_diff(a, b) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
-def _check_resume(base_argv, tmp_path, monkeypatch, capsys):
+def _check_resume(base_argv, tmp_path, monkeypatch, capsys, killed_during_save=False):
     full, cut = tmp_path / "full", tmp_path / "cut"
     common = [*base_argv, "--max_steps", str(STEPS), "--save_strategy", "steps", "--save_steps", str(SAVE_EVERY),
               "--logging_steps", "1", "--disable_tqdm", "true", "--report_to", "none", "--seed", "7"]
@@ -71,9 +72,19 @@ def _check_resume(base_argv, tmp_path, monkeypatch, capsys):
     _run([*common, "--output_dir", str(cut)], monkeypatch, stop_after=SAVE_EVERY)
     assert sorted(p.name for p in cut.glob("checkpoint-*")) == [f"checkpoint-{SAVE_EVERY}"]
     interrupted = _weights(cut)
+    if killed_during_save:  # a kill while saving: an empty folder, and one with weights but trainer_state cut short
+        (cut / f"checkpoint-{SAVE_EVERY + 1}").mkdir()
+        half = cut / f"checkpoint-{SAVE_EVERY + 2}"
+        shutil.copytree(cut / f"checkpoint-{SAVE_EVERY}", half)
+        state = (half / "trainer_state.json").read_text()
+        (half / "trainer_state.json").write_text(state[: len(state) // 2])
     capsys.readouterr()
     _run([*common, "--output_dir", str(cut), "--resume"], monkeypatch)
-    assert f"resuming from {cut / f'checkpoint-{SAVE_EVERY}'}" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert f"resuming from {cut / f'checkpoint-{SAVE_EVERY}'}" in out.out
+    if killed_during_save:
+        assert (f"--resume: skipped incomplete checkpoint-{SAVE_EVERY + 2}, checkpoint-{SAVE_EVERY + 1} "
+                "(no valid trainer_state.json: interrupted while saving)") in out.err
     assert (cut / f"checkpoint-{STEPS}").is_dir()
     uninterrupted, resumed = _weights(full), _weights(cut)
     assert _max_diff(uninterrupted, interrupted) > 1e-4, "steps 4-6 should move the weights (else the test is void)"
@@ -86,6 +97,19 @@ def test_resume_npo_lora(tiny_facts_model_dir, tmp_path, monkeypatch, capsys):
     _check_resume(["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path",
                    str(tiny_facts_model_dir), "--tofu_root", str(tofu), "--ref_cache_dir", str(tmp_path / "ref")],
                   tmp_path, monkeypatch, capsys)
+
+
+def test_resume_skips_checkpoints_cut_short_by_a_kill(tiny_facts_model_dir, tmp_path, monkeypatch, capsys):
+    tofu = write_tofu_synthetic(tmp_path / "tofu")
+    _check_resume(["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path",
+                   str(tiny_facts_model_dir), "--tofu_root", str(tofu), "--ref_cache_dir", str(tmp_path / "ref")],
+                  tmp_path, monkeypatch, capsys, killed_during_save=True)
+
+
+def test_resume_with_only_incomplete_checkpoints_says_so(tmp_path):
+    (tmp_path / "checkpoint-2").mkdir()
+    with pytest.raises(DataError, match=f"--resume: {tmp_path} has no complete checkpoint \\(checkpoint-2 lack"):
+        train_mod.resume_checkpoint(str(tmp_path))
 
 
 @pytest.fixture()

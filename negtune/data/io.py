@@ -6,7 +6,8 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,19 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         raise DataError(f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(ROW_SUFFIXES)}")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        rows = pq.read_table(path).to_pylist()
-    elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        rows = _read_json_rows(path)
+            rows = pq.read_table(path).to_pylist()
+        elif suffix == ".csv":
+            with path.open(newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        else:
+            rows = _read_json_rows(path)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); re-save "
+                        "the file as UTF-8") from None
     if not rows:
         raise DataError(f"{path}: file has no rows")
     return rows
@@ -74,6 +79,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600: give the file the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -96,3 +102,51 @@ def write_jsonl(path: str | Path, rows: list[dict]) -> None:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     atomic_write(path, write)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def prepare_out(path: str | Path, flag: str = "--out") -> Path:
+    """Create the output folder ``path`` and check it is writable, before any work is done."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{flag} {path} is a file, not a folder; pass a folder (it is created when missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise DataError(f"{flag} {path} is not writable ({e.strerror or e}); pass a folder you can write to"
+                        ) from None
+    return path
+
+
+@contextmanager
+def out_lock(path: str | Path, flag: str = "--out") -> Iterator[Path]:
+    """Hold ``path/.negtune.lock`` (an exclusive ``flock``) for a run: a second run into the same folder at the
+    same time is refused instead of redoing (and racing) the first one's work."""
+    import fcntl
+
+    path = prepare_out(path, flag)
+    lock = path / ".negtune.lock"
+    f = open(lock, "a")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(f"{flag} {path} is in use by another negtune run (it holds {lock}); wait for it to "
+                            "finish, or pass another folder") from None
+        yield path
+    finally:
+        f.close()

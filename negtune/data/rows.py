@@ -55,7 +55,13 @@ def _read(source, kind: str, name: str, tofu_root, flag: str | None) -> tuple[st
             raise DataError(f"{prefix or f'{path}: '}no such file")
         from negtune.data.io import read_rows
 
-        return f"{name} dataset {path}", read_rows(path)
+        try:
+            return f"{name} dataset {path}", read_rows(path)
+        except DataError as e:  # name the flag that gave the file, as for a missing file
+            msg = str(e)
+            if prefix and msg.startswith(f"{path}: "):
+                msg = prefix + msg[len(f"{path}: "):]
+            raise DataError(msg) from None
     if kind == "labeled":
         raise DataError(f"{prefix or f'{name} dataset '}{source}: not a file with a known suffix "
                         f"({', '.join(ROW_SUFFIXES)}) nor a `negtune rollout` folder")
@@ -80,7 +86,23 @@ def _qa(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
         else:
             raise DataError(f"{where}, row {i}: expected columns question/answer, prompt/answer or "
                             f"prompt/completion, got {sorted(row)}")
+        q_col = "question" if "question" in row else "prompt"
+        a_col = "answer" if "answer" in row else "completion"
+        _check_text(out[-1]["prompt"], where, i, q_col, chat_ok=q_col == "prompt")
+        _check_text(out[-1]["answer"], where, i, a_col)
     return out
+
+
+def _check_text(value, where: str, i: int, col: str, chat_ok: bool = False) -> None:
+    """A question/prompt/answer/completion cell must be non-empty text (a prompt may also be a chat list)."""
+    if isinstance(value, str) and value.strip():
+        return
+    if chat_ok and isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
+        return
+    what = "empty" if isinstance(value, str) else f"a value of type {type(value).__name__} ({str(value)[:40]!r})"
+    if value is None:
+        what = "null"
+    raise DataError(f"{where}, row {i}, column {col!r}: expected non-empty text, got {what}; fix or drop the row")
 
 
 def _labeled(rows: list[dict[str, Any]], where: str, extra_columns: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -93,6 +115,10 @@ def _labeled(rows: list[dict[str, Any]], where: str, extra_columns: tuple[str, .
                 hint = " (a `negtune rollout` output has them all)" if extra_columns else ""
                 raise DataError(f"{where}, row {i}: missing column {col!r} (needs {', '.join(needed)}){hint}; "
                                 f"columns present: {', '.join(sorted(row))}")
+        _check_text(row["prompt"], where, i, "prompt", chat_ok=True)
+        if not isinstance(row["completion"], str):
+            raise DataError(f"{where}, row {i}, column 'completion': expected text, got "
+                            f"{type(row['completion']).__name__} ({str(row['completion'])[:40]!r}); fix or drop the row")
         if not isinstance(row["label"], bool):
             raise DataError(f"{where}, row {i}, column 'label': expected bool, got {row['label']!r}")
     return rows

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from negtune.data.io import DataError, write_jsonl
+from negtune.data.io import DataError, atomic_write_text, out_lock, write_jsonl
 from negtune.data.paths import BENCHMARKS
 from negtune.evaluation.metrics import benchmark_metrics, pass_at_k, problem_summary
 
@@ -54,6 +54,9 @@ class MathEvalConfig:
         if isinstance(self.benchmarks, str):
             self.benchmarks = [self.benchmarks]
         self.benchmarks = [b.strip() for item in self.benchmarks for b in item.split(",") if b.strip()]
+        from negtune.rollout.stage import check_run_values
+
+        check_run_values(self)
 
 
 def benchmark_name(source: str) -> str:
@@ -87,8 +90,6 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
     from negtune.rollout.engines import make_engine
     from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
-    if cfg.n < 1:
-        raise DataError(f"--n must be >= 1, got {cfg.n}")
     if not cfg.benchmarks:
         raise DataError("--benchmarks is empty; name at least one (e.g. gsm8k,math500)")
     names = [benchmark_name(b) for b in cfg.benchmarks]
@@ -98,37 +99,39 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
         if source not in BENCHMARKS and not Path(source).exists() and "/" not in source:
             raise DataError(f"--benchmarks: {source!r} is neither a known benchmark ({', '.join(BENCHMARKS)}), "
                             "nor an existing file, nor a hub id")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if engine is None:
-        engine = make_engine(cfg.engine, cfg.model, cfg.adapter, dtype=cfg.dtype, batch_size=cfg.batch_size,
-                             tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed,
-                             gpu_memory_utilization=cfg.gpu_memory_utilization,
-                             trust_remote_code=cfg.trust_remote_code)
-    results: dict[str, Any] = {"settings": asdict(cfg) | {"engine": engine.name}, "benchmarks": {}}
-    all_samples = []
-    for source, name in zip(cfg.benchmarks, names):
-        t0 = time.monotonic()
-        rcfg = RolloutConfig(model=cfg.model, adapter=cfg.adapter, dataset=source, out=str(out / "rollouts" / name),
-                             n=cfg.n, verifier=cfg.verifier, template=cfg.template, temperature=cfg.temperature,
-                             top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, limit=cfg.limit,
-                             batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
-                             verify_workers=cfg.verify_workers, engine=engine.name)
-        dataset, stats = rollout_and_verify(rcfg, engine=engine, progress=progress)
-        records, summaries = _problems(dataset.to_list())
-        metrics = benchmark_metrics(summaries)
-        metrics.update(source=source, seconds=round(time.monotonic() - t0, 1),
-                       tokens_per_second=stats.get("tokens_per_second"),
-                       skipped_rows=stats.get("skipped_rows", 0))
-        results["benchmarks"][name] = metrics
-        all_samples += [{"benchmark": name, **r} for r in records]
-    n = cfg.n
-    per_bench = results["benchmarks"].values()
-    results["average"] = {f"avg@{n}": sum(m[f"avg@{n}"] for m in per_bench) / len(per_bench),
-                          f"maj@{n}": sum(m[f"maj@{n}"] for m in per_bench) / len(per_bench)}
-    write_jsonl(out / "samples.jsonl", all_samples)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    from negtune.evaluation.report import write_math_report
+    with out_lock(cfg.out) as out:
+        if engine is None:
+            engine = make_engine(cfg.engine, cfg.model, cfg.adapter, dtype=cfg.dtype,
+                                 batch_size=cfg.batch_size, tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed,
+                                 gpu_memory_utilization=cfg.gpu_memory_utilization,
+                                 trust_remote_code=cfg.trust_remote_code)
+        results: dict[str, Any] = {"settings": asdict(cfg) | {"engine": engine.name}, "benchmarks": {}}
+        all_samples = []
+        for source, name in zip(cfg.benchmarks, names):
+            t0 = time.monotonic()
+            rcfg = RolloutConfig(model=cfg.model, adapter=cfg.adapter, dataset=source,
+                                 out=str(out / "rollouts" / name), n=cfg.n, verifier=cfg.verifier,
+                                 template=cfg.template, temperature=cfg.temperature, top_p=cfg.top_p,
+                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, limit=cfg.limit,
+                                 batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
+                                 verify_workers=cfg.verify_workers, engine=engine.name)
+            dataset, stats = rollout_and_verify(rcfg, engine=engine, progress=progress)
+            records, summaries = _problems(dataset.to_list())
+            metrics = benchmark_metrics(summaries)
+            metrics.update(source=source, seconds=round(time.monotonic() - t0, 1),
+                           tokens_per_second=stats.get("tokens_per_second"),
+                           skipped_rows=stats.get("skipped_rows", 0),
+                           too_long_prompts=stats.get("too_long_prompts", 0),
+                           duplicate_prompts=stats.get("duplicate_prompts", 0))
+            results["benchmarks"][name] = metrics
+            all_samples += [{"benchmark": name, **r} for r in records]
+        n = cfg.n
+        per_bench = results["benchmarks"].values()
+        results["average"] = {f"avg@{n}": sum(m[f"avg@{n}"] for m in per_bench) / len(per_bench),
+                              f"maj@{n}": sum(m[f"maj@{n}"] for m in per_bench) / len(per_bench)}
+        write_jsonl(out / "samples.jsonl", all_samples)
+        atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+        from negtune.evaluation.report import write_math_report
 
-    write_math_report(results, out)
+        write_math_report(results, out)
     return results

@@ -29,8 +29,28 @@ def _dtype(name: str | None):
         raise ModelLoadError(f"--dtype {name!r}: expected one of auto, float32, bfloat16, float16") from None
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model")
+
+
+def _from_pretrained(load, name_or_path: str, what: str, **kwargs):
+    """``load(name_or_path, **kwargs)`` with a missing path or hub id said as a ModelLoadError."""
+    try:
+        return load(name_or_path, **kwargs)
+    except OSError as e:
+        where = "not a folder here, nor a reachable hub model id" if not Path(name_or_path).exists() else \
+            str(e).splitlines()[0][:300]
+        raise ModelLoadError(f"--model {name_or_path}: cannot load the {what} ({where}); pass a local model "
+                             "folder or a hub id") from None
+
+
 def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
-    tok = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    folder = Path(name_or_path)
+    if folder.is_dir() and not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise ModelLoadError(f"{folder}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
+                             "tokenizer into the model folder (tokenizer.save_pretrained) or pass a folder that has one")
+    tok = _from_pretrained(AutoTokenizer.from_pretrained, name_or_path, "tokenizer",
+                           trust_remote_code=trust_remote_code)
     if tok.pad_token is None:  # many base models ship without one; generation and batching need it
         tok.pad_token = tok.eos_token
     return tok
@@ -41,7 +61,12 @@ def adapter_base(adapter: str | Path) -> str | None:
     cfg_path = Path(adapter) / "adapter_config.json"
     if not cfg_path.exists():
         raise ModelLoadError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
-    return json.loads(cfg_path.read_text()).get("base_model_name_or_path")
+    base = json.loads(cfg_path.read_text()).get("base_model_name_or_path")
+    if base and not Path(base).is_absolute():  # a local base saved as a relative path (of the training's cwd)
+        for candidate in (Path(base), Path(adapter) / base):
+            if candidate.is_dir():
+                return str(candidate.resolve())
+    return base
 
 
 def resolve_adapter(model: str, adapter: str | None = None) -> tuple[str, str | None]:
@@ -73,11 +98,14 @@ def load_model(
     merge_adapter: bool = False,
 ):
     """``AutoModelForCausalLM`` (+ PEFT adapter when given). ``merge_adapter`` folds LoRA into the weights."""
-    model = AutoModelForCausalLM.from_pretrained(
-        name_or_path, dtype=_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True
-    )
+    model = _from_pretrained(AutoModelForCausalLM.from_pretrained, name_or_path, "model (safetensors weights)",
+                             dtype=_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
     if adapter:
         from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_model.safetensors").exists() and (Path(adapter) / "adapter_model.bin").exists():
+            raise ModelLoadError(f"{adapter}: adapter_model.bin is a pickle file and negtune loads safetensors only; "
+                                 "convert it (peft: save_pretrained(..., safe_serialization=True)) and retry")
 
         base = adapter_base(adapter)
         try:

@@ -7,15 +7,17 @@ samples are stored in ``settings.json``; a rerun with different ones into the sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from negtune.data.io import atomic_write, atomic_write_text
+from negtune.data.io import DataError, atomic_write, atomic_write_text, out_lock
 from negtune.data.loaders import load_records
 from negtune.data.prompts import format_prompt
 from negtune.data.schema import prompt_id, read_labeled
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 # Settings that change what is sampled or how it is labeled: a resumed run must match them exactly.
 _IDENTITY = ("model", "adapter", "dataset", "format", "split", "config", "prompt_column", "answer_column",
              "template", "n", "temperature", "top_p", "max_new_tokens", "seed", "stop", "logprobs", "limit",
-             "shard_size", "verifier", "engine")
+             "shard_size", "verifier", "engine", "data_fingerprint")
 
 
 class RolloutSettingsError(ValueError):
@@ -72,26 +74,86 @@ class RolloutConfig:
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm engine: GPU memory fraction"})
     trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code (off)"})
 
+    def __post_init__(self) -> None:
+        check_run_values(self)
+        self.sampling()  # n, temperature, top_p, max_new_tokens
+
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(n=self.n, temperature=self.temperature, top_p=self.top_p,
                               max_new_tokens=self.max_new_tokens, seed=self.seed, stop=list(self.stop),
                               logprobs=self.logprobs)
 
 
-def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+def check_run_values(cfg: Any) -> None:
+    """Refuse odd values of the flags a run config shares (``--limit``, ``--n``, ``--batch-size``, ...)."""
+    if getattr(cfg, "limit", None) is not None and cfg.limit <= 0:
+        raise ValueError(f"--limit must be >= 1 (or left out for all rows), got {cfg.limit}")
+    for name in ("n", "batch_size", "shard_size", "generation_batch_size", "iterations"):
+        value = getattr(cfg, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if getattr(cfg, "temperature", None) == 0 and getattr(cfg, "n", 1) > 1:
+        raise ValueError(f"--temperature 0 is greedy: every one of --n {cfg.n} samples would be the same "
+                         "completion; pass --n 1 with it, or a temperature > 0")
+
+
+def data_fingerprint(records: list[dict]) -> str:
+    """sha256 (16 hex digits) of the records' prompts and answers, in order: a resume must see the same data."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(json.dumps([r["prompt"], r["answer"]], sort_keys=True, ensure_ascii=False, default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:16]
+
+
+def _check_settings(out: Path, settings: dict[str, Any]) -> bool:
+    """Refuse a folder made with other settings; True when ``settings.json`` is already there."""
     path = out / "settings.json"
-    if path.exists():
-        before = json.loads(path.read_text())
-        diff = {k: (before.get(k), settings.get(k)) for k in settings if before.get(k) != settings.get(k)}
-        if diff:
-            lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-            raise RolloutSettingsError(
-                f"{out} holds a rollout made with other settings ({lines}); use a new --out folder, "
-                "or rerun with the original settings to resume"
-            )
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(settings, indent=2))
+    if not path.exists():
+        return False
+    before = json.loads(path.read_text())
+    diff = {k: (before.get(k), settings.get(k)) for k in settings
+            if before.get(k) != settings.get(k) and not (k == "data_fingerprint" and k not in before)}
+    if diff:
+        lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        hint = " (the data of --dataset changed since)" if "data_fingerprint" in diff else ""
+        raise RolloutSettingsError(
+            f"{out} holds a rollout made with other settings ({lines}){hint}; use a new --out folder, "
+            "or rerun with the original settings to resume"
+        )
+    return True
+
+
+def prompt_ids(prompts: list) -> tuple[list[str], int]:
+    """One ``prompt_id`` per row: the prompt's hash, with ``-2``, ``-3``, ... for the 2nd, 3rd, ... row of the
+    same prompt (each row is its own group); and the number of such duplicate rows."""
+    seen: Counter = Counter()
+    ids = []
+    for p in prompts:
+        base = prompt_id(p)
+        seen[base] += 1
+        ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return ids, sum(c - 1 for c in seen.values())
+
+
+def context_limit(engine: Any) -> tuple[int, Any] | None:
+    """``(max tokens, prompt -> token count)`` of an engine's model, or None when unknown."""
+    tok = getattr(engine, "tokenizer", None)
+    model = getattr(engine, "model", None)
+    if tok is None:
+        return None
+    limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None),
+              getattr(tok, "model_max_length", None)]
+    try:  # vLLM: the engine's own max_model_len
+        limits.append(engine.llm.llm_engine.model_config.max_model_len)
+    except AttributeError:
+        pass
+    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10**8]
+    if not limits:
+        return None
+    from negtune.data.prompts import render_chat
+
+    return min(limits), lambda p: len(render_chat(tok, p))
 
 
 def _write_shard(path: Path, rows: list[dict]) -> None:
@@ -101,14 +163,23 @@ def _write_shard(path: Path, rows: list[dict]) -> None:
     atomic_write(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), str(tmp)))
 
 
+def _finite_rewards(verdicts: list) -> tuple[list, int]:
+    """A NaN/inf reward (a custom verifier's) is undecidable: reward None, label False. Returns the count."""
+    bad = 0
+    for i, v in enumerate(verdicts):
+        if isinstance(v.reward, float) and not math.isfinite(v.reward):
+            verdicts[i] = replace(v, reward=None, label=False)
+            bad += 1
+    return verdicts, bad
+
+
 def _label_rows(records: list[dict], prompts: list, completions: list, verdicts: list, cfg: RolloutConfig,
-                shard_seed: int, engine: str) -> list[dict]:
+                shard_seed: int, engine: str, pids: list[str]) -> list[dict]:
     rows, k = [], 0
-    for rec, prompt, group in zip(records, prompts, completions):
+    for rec, prompt, group, pid in zip(records, prompts, completions, pids):
         group_verdicts = verdicts[k : k + len(group)]
         k += len(group)
         rate = sum(v.label for v in group_verdicts) / len(group)
-        pid = prompt_id(prompt)
         meta = json.dumps({"id": rec["id"], "model": cfg.model, "adapter": cfg.adapter, "engine": engine,
                            "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": shard_seed})
         for j, (c, v) in enumerate(zip(group, group_verdicts)):
@@ -158,63 +229,105 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
 
     load_verifier(cfg.verifier)  # an unknown verifier fails before any generation
     sampling = cfg.sampling()
-    loaded = load_records(cfg.dataset, format=cfg.format, split=cfg.split, config=cfg.config,
-                          prompt_column=cfg.prompt_column, answer_column=cfg.answer_column, limit=cfg.limit)
-    records = loaded.records
-    prompts = [format_prompt(r["prompt"], cfg.template) for r in records]
     out = Path(cfg.out)
-    if cfg.shard_size < 1:
-        raise ValueError(f"--shard-size must be >= 1, got {cfg.shard_size}")
-    shards = [range(i, min(i + cfg.shard_size, len(records))) for i in range(0, len(records), cfg.shard_size)]
-    engine_kind = engine.name if engine is not None else cfg.engine
-    if engine_kind == "auto":
-        from negtune.rollout.engines import vllm_available
+    with out_lock(out):
+        loaded = load_records(cfg.dataset, format=cfg.format, split=cfg.split, config=cfg.config,
+                              prompt_column=cfg.prompt_column, answer_column=cfg.answer_column, limit=cfg.limit)
+        records = loaded.records
+        prompts = [format_prompt(r["prompt"], cfg.template) for r in records]
+        pids, duplicates = prompt_ids(prompts)
+        if duplicates:
+            logger.warning("%s: %d row(s) repeat an earlier row's prompt; each row is sampled as its own group "
+                           "(prompt_id with a -2, -3, ... suffix)", cfg.dataset, duplicates)
+        shards = [range(i, min(i + cfg.shard_size, len(records))) for i in range(0, len(records), cfg.shard_size)]
+        engine_kind = engine.name if engine is not None else cfg.engine
+        if engine_kind == "auto":
+            from negtune.rollout.engines import vllm_available
 
-        engine_kind = "vllm" if vllm_available() else "hf"
-    settings = {k: getattr(cfg, k) for k in _IDENTITY} | {"engine": engine_kind}
-    _check_settings(out, settings)
-    for stale in out.glob(".shard-*.tmp"):  # a killed writer's leftovers; finished shards are never partial
-        stale.unlink()
+            engine_kind = "vllm" if vllm_available() else "hf"
+        settings = {k: getattr(cfg, k) for k in _IDENTITY if k != "data_fingerprint"} | {
+            "engine": engine_kind, "data_fingerprint": data_fingerprint(records)}
+        has_settings = _check_settings(out, settings)
+        for stale in out.glob(".shard-*.tmp"):  # a killed writer's leftovers; finished shards are never partial
+            stale.unlink()
 
-    todo = [k for k in range(len(shards)) if not (out / f"shard-{k:05d}.parquet").exists()]
-    done_prompts = sum(len(shards[k]) for k in range(len(shards)) if k not in todo)
-    if todo and engine is None:
-        engine = make_engine(engine_kind, cfg.model, cfg.adapter, dtype=cfg.dtype, batch_size=cfg.batch_size,
-                             tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed,
-                             gpu_memory_utilization=cfg.gpu_memory_utilization,
-                             trust_remote_code=cfg.trust_remote_code)
-    bar = tqdm(total=len(records), initial=done_prompts, unit="prompt", desc="rollout", disable=not progress)
-    if todo:
-        with VerifierPool(cfg.verifier, workers=cfg.verify_workers, timeout=cfg.verify_timeout) as pool:
-            for k in todo:
-                idx = shards[k]
-                shard_seed = cfg.seed + 7919 * k
-                threads.adapt()  # a long rollout notices a job that started beside it
-                t0 = time.monotonic()
-                completions = engine.generate([prompts[i] for i in idx], replace(sampling, seed=shard_seed))
-                gen_s = time.monotonic() - t0
-                flat = [c for group in completions for c in group]
-                answers = [records[i]["answer"] for i in idx for _ in range(sampling.n)]
-                verdicts, vstats = pool.verify([c.text for c in flat], answers)
-                rows = _label_rows([records[i] for i in idx], [prompts[i] for i in idx], completions, verdicts,
-                                   cfg, shard_seed, engine_kind)
-                timing = {"generate_seconds": gen_s, "generated_tokens": sum(len(c.token_ids) for c in flat),
-                          "verify": {k2: v for k2, v in asdict(vstats).items() if k2 != "statuses"}}
-                atomic_write_text(out / f"shard-{k:05d}.stats.json", json.dumps(timing))
-                _write_shard(out / f"shard-{k:05d}.parquet", rows)
-                bar.update(len(idx))
-    bar.close()
+        todo = [k for k in range(len(shards)) if not (out / f"shard-{k:05d}.parquet").exists()
+                and not (out / f"shard-{k:05d}.empty").exists()]
+        done_prompts = sum(len(shards[k]) for k in range(len(shards)) if k not in todo)
+        if todo and engine is None:
+            engine = make_engine(engine_kind, cfg.model, cfg.adapter, dtype=cfg.dtype, batch_size=cfg.batch_size,
+                                 tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed,
+                                 gpu_memory_utilization=cfg.gpu_memory_utilization,
+                                 trust_remote_code=cfg.trust_remote_code)
+        if not has_settings:  # written once the model has loaded: a failed start does not claim the folder
+            atomic_write_text(out / "settings.json", json.dumps(settings, indent=2))
+        limit = context_limit(engine) if todo else None
+        bar = tqdm(total=len(records), initial=done_prompts, unit="prompt", desc="rollout", disable=not progress)
+        if todo:
+            with VerifierPool(cfg.verifier, workers=cfg.verify_workers, timeout=cfg.verify_timeout) as pool:
+                for k in todo:
+                    _run_shard(k, shards[k], records, prompts, pids, cfg, sampling, engine, engine_kind, pool,
+                               limit, out)
+                    bar.update(len(shards[k]))
+        bar.close()
 
-    rows = read_labeled(out)
-    stats = compute_stats(rows, sampling.n)
-    stats.update(_timing_totals(out, len(shards)))
-    stats.update(skipped_rows=len(loaded.skipped), settings=settings)
-    atomic_write_text(out / "stats.json", json.dumps(stats, indent=2))
+        rows = read_labeled(out) if any(out.glob("shard-*.parquet")) else []
+        totals = _timing_totals(out, len(shards))
+        if not rows:
+            raise DataError(f"{cfg.dataset}: no prompt fits the model's context ({totals['too_long_prompts']} "
+                            f"too long with --max-new-tokens {cfg.max_new_tokens}, rows "
+                            f"{_names(totals['too_long_rows'])}); shorten them or lower --max-new-tokens")
+        stats = compute_stats(rows, sampling.n)
+        stats.update(totals)
+        stats.update(skipped_rows=len(loaded.skipped), duplicate_prompts=duplicates, settings=settings)
+        atomic_write_text(out / "stats.json", json.dumps(stats, indent=2))
     return datasets.Dataset.from_list(rows), stats
+
+
+def _names(ids: list) -> str:
+    return ", ".join(map(str, ids[:10])) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+def _run_shard(k: int, idx: range, records: list[dict], prompts: list, pids: list[str], cfg: RolloutConfig,
+               sampling: SamplingConfig, engine: Engine, engine_kind: str, pool: VerifierPool,
+               limit: tuple[int, Any] | None, out: Path) -> None:
+    shard_seed = cfg.seed + 7919 * k
+    threads.adapt()  # a long rollout notices a job that started beside it
+    keep, too_long = list(idx), []
+    if limit is not None:
+        max_len, count = limit
+        keep = [i for i in idx if count(prompts[i]) + cfg.max_new_tokens <= max_len]
+        too_long = [records[i]["id"] for i in idx if i not in set(keep)]
+        if too_long:
+            logger.warning("%s: skipped %d prompt(s) longer than the model's context of %d tokens minus "
+                           "--max-new-tokens %d: rows %s", cfg.dataset, len(too_long), max_len,
+                           cfg.max_new_tokens, _names(too_long))
+    t0 = time.monotonic()
+    completions = engine.generate([prompts[i] for i in keep], replace(sampling, seed=shard_seed)) if keep else []
+    gen_s = time.monotonic() - t0
+    flat = [c for group in completions for c in group]
+    answers = [records[i]["answer"] for i in keep for _ in range(sampling.n)]
+    verdicts, vstats = pool.verify([c.text for c in flat], answers) if flat else ([], VerifyStats())
+    verdicts, non_finite = _finite_rewards(list(verdicts))
+    if non_finite:
+        logger.warning("verifier %s returned %d NaN/inf reward(s): stored as reward None (undecidable)",
+                       cfg.verifier, non_finite)
+    rows = _label_rows([records[i] for i in keep], [prompts[i] for i in keep], completions, verdicts, cfg,
+                       shard_seed, engine_kind, [pids[i] for i in keep])
+    timing = {"generate_seconds": gen_s, "generated_tokens": sum(len(c.token_ids) for c in flat),
+              "verify": {k2: v for k2, v in asdict(vstats).items() if k2 != "statuses"},
+              "too_long": too_long, "non_finite_rewards": non_finite}
+    atomic_write_text(out / f"shard-{k:05d}.stats.json", json.dumps(timing))
+    if rows:
+        _write_shard(out / f"shard-{k:05d}.parquet", rows)
+    else:  # every prompt of the shard too long: an empty marker keeps the shard done on a rerun
+        atomic_write_text(out / f"shard-{k:05d}.empty", "")
 
 
 def _timing_totals(out: Path, n_shards: int) -> dict[str, Any]:
     gen_s = tokens = 0.0
+    too_long: list = []
+    non_finite = 0
     verify = VerifyStats()
     for k in range(n_shards):
         path = out / f"shard-{k:05d}.stats.json"
@@ -223,10 +336,13 @@ def _timing_totals(out: Path, n_shards: int) -> dict[str, Any]:
             gen_s += t["generate_seconds"]
             tokens += t["generated_tokens"]
             verify.add(VerifyStats(**t["verify"]))
+            too_long += t.get("too_long", [])
+            non_finite += t.get("non_finite_rewards", 0)
     return {"generated_tokens": int(tokens), "generate_seconds": round(gen_s, 3),
             "tokens_per_second": round(tokens / gen_s, 1) if gen_s else None,
             "verifier_seconds": round(verify.seconds, 3), "verifier_timeouts": verify.timeouts,
-            "verifier_errors": verify.errors, "verifier_first_error": verify.first_error}
+            "verifier_errors": verify.errors, "verifier_first_error": verify.first_error,
+            "too_long_prompts": len(too_long), "too_long_rows": too_long, "non_finite_rewards": non_finite}
 
 
 def print_summary(stats: dict[str, Any], out: str) -> None:

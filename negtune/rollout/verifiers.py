@@ -163,6 +163,13 @@ def load(name: str) -> Verifier:
 
     A user function takes ``(completion, answer)`` and returns a Verdict, a bool/float reward (> 0 means
     positive), ``(reward, extracted)``, or None (undecidable).
+
+    Security: the verifier returned here has **no time limit**: a hostile or pathological completion can make
+    the ``math`` verifier (sympy parsing) run for a very long time. Only ``negtune.rollout.verify_pool`` (the
+    rollout, eval and trainers' reward path) bounds each sample (``--verify-timeout``); call it through the
+    pool, or bound it yourself, when completions are untrusted. ``module:function`` imports the module and
+    calls any callable it names (``os:system`` would load): a verifier name is code, so take it only from
+    a trusted command line or recipe.
     """
     if name in BUILTIN:
         return BUILTIN[name]

@@ -67,6 +67,25 @@ class PaddedCollator:
         return batch
 
 
+def keep_answered(encoded: list[tuple[list[int], list[int]]], what: str, max_length: int | None) -> list[int]:
+    """Indices of the encoded ``(input_ids, labels)`` that keep at least one answer token after truncation to
+    ``max_length``. Rows whose prompt fills ``max_length`` are skipped with a warning naming them; if none is
+    left, a DataError."""
+    from negtune.data.io import DataError
+
+    kept = [i for i, (_, labels) in enumerate(encoded) if any(t != -100 for t in labels)]
+    lost = [i for i in range(len(encoded)) if i not in set(kept)]
+    if not lost:
+        return kept
+    rows = ", ".join(map(str, lost[:10])) + (f", ... ({len(lost)} in all)" if len(lost) > 10 else "")
+    if not kept:
+        raise DataError(f"{what}: every row's prompt fills --max_length {max_length}, so no answer token is left "
+                        f"to train on (rows {rows}); raise --max_length or shorten the prompts")
+    logger.warning("%s: skipped %d of %d rows whose prompt fills --max_length %s (no answer token left): rows %s",
+                   what, len(lost), len(encoded), max_length, rows)
+    return kept
+
+
 def load_for_training(model, peft_config=None, trust_remote_code: bool = False):
     """A model object or path (safetensors, no remote code by default), optionally wrapped with PEFT."""
     if isinstance(model, (str, Path)):
@@ -153,6 +172,7 @@ class NegtuneTrainer(Trainer):
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
         if self.args.should_save:
+            absolute_adapter_base(output_dir or self.args.output_dir)
             self.write_model_card(output_dir or self.args.output_dir)
 
     def write_model_card(self, output_dir: str) -> None:
@@ -193,6 +213,19 @@ def write_model_card(trainer, output_dir: str, method: str, data_description: st
     ])
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     (Path(output_dir) / "README.md").write_text(text)
+
+
+def absolute_adapter_base(folder: str) -> None:
+    """PEFT stores a local base model as given (relative to the training's working directory): store it
+    absolute, so the adapter folder works as ``--model`` from anywhere."""
+    cfg_path = Path(folder) / "adapter_config.json"
+    if not cfg_path.is_file():
+        return
+    cfg = json.loads(cfg_path.read_text())
+    base = cfg.get("base_model_name_or_path")
+    if base and not Path(base).is_absolute() and Path(base).is_dir():
+        cfg["base_model_name_or_path"] = str(Path(base).resolve())
+        cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
 
 def _last_checkpoint(output_dir: str) -> str | None:

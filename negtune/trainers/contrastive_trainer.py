@@ -19,7 +19,7 @@ from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses import contrastive_rationale_loss
 from negtune.losses.logps import target_logits, token_logps
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
 
@@ -86,6 +86,10 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
                 ids, labels = encode_prompt_completion(tok, row["prompt"], f"\\boxed{{{gold}}}", args.max_length)
                 items.append({"input_ids": ids, "labels": labels, "kind": ANSWER})
                 self._gold.append(gold)
+        answered = keep_answered([(x["input_ids"], x["labels"]) for x in items], "contrastive train dataset",
+                                 args.max_length)
+        if len(answered) < len(items):
+            items, self._gold = [items[j] for j in answered], [self._gold[j] for j in answered]
         for i, item in enumerate(items):
             item["index"] = i
             item["prompt_len"] = prompt_length(item["labels"])

@@ -12,7 +12,7 @@ from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.rlvr import nft_prompt_weight, nft_token_loss
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
 from negtune.trainers.nft_config import OfflineNFTConfig
 from negtune.trainers.reference import compute_reference_logps
 
@@ -50,6 +50,9 @@ class OfflineNFTTrainer(NegtuneTrainer):
         tok = processing_class
         model = load_for_training(model, peft_config)
         encoded = [encode_prompt_completion(tok, r["prompt"], r["completion"], args.max_length) for r in kept]
+        answered = keep_answered(encoded, f"{self.method_name} train dataset", args.max_length)
+        if len(answered) < len(encoded):
+            encoded, kept = [encoded[j] for j in answered], [kept[j] for j in answered]
         old = compute_reference_logps(model, encoded, tok.pad_token_id, per_token=True)
         items = [{"index": i, "input_ids": ids, "labels": labels, "old_logps": [0.0] + o,
                   "is_positive": bool(r["label"]), "pass_rate": float(r["group_pass_rate"])}

@@ -15,7 +15,7 @@ from negtune.data.rows import training_rows
 from negtune.losses import kl_ref_policy, npo_weight, token_logps
 from negtune.losses.logps import target_logits
 from negtune.methods import UnlearnTerms
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
 from negtune.trainers.reference import cached_reference_logps
 from negtune.trainers.unlearn_config import UnlearnConfig
 
@@ -51,6 +51,9 @@ class UnlearnTrainer(NegtuneTrainer):
         enc = lambda p, a: encode_prompt_completion(tok, p, a, args.max_length)  # noqa: E731
         forget_ex = [enc(r["prompt"], r["answer"]) for r in forget]
         retain_ex = [enc(r["prompt"], r["answer"]) for r in retain]
+        forget_ex = [forget_ex[j] for j in keep_answered(forget_ex, "forget dataset", args.max_length)]
+        if retain_ex:
+            retain_ex = [retain_ex[j] for j in keep_answered(retain_ex, "retain dataset", args.max_length)]
         rng = random.Random(args.seed)
         order = list(range(len(retain_ex)))
         rng.shuffle(order)

@@ -11,7 +11,7 @@ from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses import negative_unlikelihood_loss, repeat_ngram_mask, token_unlikelihood_loss
 from negtune.losses.logps import target_logits, token_logps
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 
@@ -31,10 +31,12 @@ class UnlikelihoodTrainer(NegtuneTrainer):
             raise ValueError("UnlikelihoodTrainer needs processing_class (the tokenizer)")
         rows = training_rows(train_dataset, "labeled")
         tok = processing_class
+        pairs = [encode_prompt_completion(tok, row["prompt"], row["completion"], args.max_length) for row in rows]
+        keep = keep_answered(pairs, f"{self.method_name} train dataset", args.max_length)
         encoded = []
-        for i, row in enumerate(rows):
-            ids, labels = encode_prompt_completion(tok, row["prompt"], row["completion"], args.max_length)
-            encoded.append({"index": i, "input_ids": ids, "labels": labels, "is_positive": bool(row["label"]),
+        for i, j in enumerate(keep):
+            ids, labels = pairs[j]
+            encoded.append({"index": i, "input_ids": ids, "labels": labels, "is_positive": bool(rows[j]["label"]),
                             "prompt_len": prompt_length(labels)})
         n_pos = sum(r["is_positive"] for r in encoded)
         self._data_description = f"{n_pos} positive and {len(encoded) - n_pos} negative completions"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from negtune.data.io import DataError
+from negtune.data.io import DataError, atomic_write_text, out_lock
 from negtune.evaluation.tofu.metrics import (
     SPLITS,
     UTILITY_KEYS,
@@ -85,6 +85,13 @@ class TofuEvalConfig:
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda when visible, else cpu)"})
     trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code (off)"})
 
+    def __post_init__(self) -> None:
+        from negtune.rollout.stage import check_run_values
+
+        check_run_values(self)
+        if self.max_new_tokens < 1:
+            raise ValueError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
+
 
 def load_eval_sets(forget_split: str, root: str | None, limit: int | None) -> dict[str, list[dict]]:
     from negtune.data.tofu import load_tofu
@@ -96,7 +103,13 @@ def load_eval_sets(forget_split: str, root: str | None, limit: int | None) -> di
 
 
 def evaluate_tofu(cfg: TofuEvalConfig, model=None, tokenizer=None, progress: bool = True) -> dict[str, Any]:
-    """Evaluate one model; writes ``eval_log.json``, ``results.json`` and ``report.md`` into ``cfg.out``."""
+    """Evaluate one model; writes ``eval_log.json``, ``results.json`` and ``report.md`` into ``cfg.out``
+    (checked writable, and locked against a second run into it, before any work)."""
+    with out_lock(cfg.out):
+        return _evaluate_tofu(cfg, model, tokenizer, progress)
+
+
+def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     retain_log = read_eval_log(cfg.retain_log) if cfg.retain_log else None  # fail before the slow part
@@ -140,9 +153,9 @@ def evaluate_tofu(cfg: TofuEvalConfig, model=None, tokenizer=None, progress: boo
     log = {"negtune_tofu_eval_log": LOG_VERSION, "forget_split": cfg.forget_split, "settings": settings,
            "splits": {s: {"n": len(v["question"]), "fingerprint": fingerprint(v["question"]), **v}
                       for s, v in per_split.items()}}
-    (out / "eval_log.json").write_text(json.dumps(log))
+    atomic_write_text(out / "eval_log.json", json.dumps(log))
     results = {"settings": settings, "metrics": metrics, "notes": notes, "seconds": round(seconds, 1),
                "questions": {s: len(v) for s, v in sets.items()}}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     write_tofu_report(results, out)
     return results
