@@ -203,7 +203,8 @@ def train_family(family: str, lora: bool, model_dir: str, tok, size: dict, devic
             [{"prompt": format_prompt(r["prompt"]), "answer": r["answer"]} for r in make_arith(64, seed=3)])
         args = nt.online_config("nft", **common, per_device_train_batch_size=size["online_batch"], logging_steps=1,
                                 num_generations=size["online_gen"], max_completion_length=size["online_tokens"],
-                                activation_checkpointing=False)
+                                activation_checkpointing=False,
+                                updates_per_generation=1)  # every step generates: the throughput measured
         trainer = nt.build_online_trainer("nft", model, data, tok, args=args, peft_config=peft,
                                           verifier=f"{Path(__file__).stem}:length_parity")
     else:

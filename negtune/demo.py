@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,6 +86,19 @@ class Demo:
         timing.write_text(json.dumps({"seconds": seconds}))
         return seconds
 
+    def show_dynamics(self, output: Path) -> None:
+        """What makes an online run off-policy visible: the ratio terms act (0 clipped tokens on-policy)."""
+        state = output / "trainer_state.json"
+        if not state.exists():
+            return
+        log = json.loads(state.read_text())["log_history"]
+        means = {k: statistics.mean(h[k] for h in log if k in h)
+                 for k in ("clip_ratio/low_mean", "clip_ratio/high_mean", "nft/ratio_mean", "sampling/rounds")
+                 if any(k in h for h in log)}
+        if means:
+            self.console.print("  training dynamics (means over the logged steps): "
+                               + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
+
     # -- stages ----------------------------------------------------------------------------------------------
     def build_math(self) -> tuple[str, str, str]:
         from negtune.data.io import write_jsonl
@@ -142,6 +156,7 @@ class Demo:
             output = self.out / "models" / name.lower()
             with self.stage(f"{i}. train {name} (LoRA) and evaluate"):
                 seconds = self.train(method, base, output, args)
+                self.show_dynamics(output)
                 after = self.math_eval(str(output), name.lower(), eval_file)["average"]["avg@4"]
             self.rows.append({"method": name, "optimises": methods.get(method).objective,
                               "metrics": [("held-out avg@4", before, after)], "train_seconds": seconds})

@@ -107,7 +107,7 @@ _UNLEARN = ("negtune.trainers.unlearn_config:UnlearnConfig", "negtune.trainers.u
 _NFT_OFFLINE = ("negtune.trainers.nft_config:OfflineNFTConfig",
                 "negtune.trainers.nft_offline_trainer:OfflineNFTTrainer")
 _NFT = ("negtune.trainers.nft_config:NFTConfig", "negtune.trainers.nft_trainer:NFTTrainer")
-_GRPO = ("trl:GRPOConfig", "trl:GRPOTrainer")
+_GRPO = ("negtune.trainers.rlvr_config:GRPOBaselineConfig", "trl:GRPOTrainer")  # TRL's + updates_per_generation
 _NPO_PAPER = "Zhang et al. 2024, Negative Preference Optimization (arXiv:2404.05868)"
 _NFT_PAPER = "Chen et al. 2025, Bridging Supervised Learning and RL in Math Reasoning (NFT, arXiv:2505.18116)"
 
@@ -143,7 +143,8 @@ _ENTRIES = [
            paper="Fan et al. 2024, Simplicity Prevails: Rethinking NPO for LLM Unlearning (arXiv:2410.07163)",
            defaults={"method": "simnpo", "beta": 2.5}, retain="nll",
            unlearn_objective=lambda t, a: _plus_retain(
-               a.forget_weight * _npo.simnpo_loss(t.logps, t.n_tokens, a.beta, a.simnpo_delta), t, a)),
+               a.forget_weight * _npo.simnpo_loss(t.logps, t.n_tokens, a.beta, a.simnpo_delta,
+                                                  a.simnpo_delta_form), t, a)),
     # --- labeled positives and negatives --------------------------------------------------------------------
     Method("unlikelihood", "labeled", "negtune.trainers.unlikelihood_config:UnlikelihoodConfig",
            "negtune.trainers.unlikelihood_trainer:UnlikelihoodTrainer", loss=negative_unlikelihood_loss,
@@ -162,8 +163,8 @@ _ENTRIES = [
            paper=_NFT_PAPER, defaults={"method": "rft"}, baseline=True),  # OfflineNFTConfig: rft = neg_weight 0
     # --- online RLVR (TRL's GRPO machinery) -------------------------------------------------------------------
     Method("grpo", "online_rlvr", *_GRPO, loss=_rlvr.grpo_advantages,
-           objective="GRPO: group-normalised advantages, PPO clip (TRL)",
-           paper="Shao et al. 2024, DeepSeekMath (arXiv:2402.03300)", defaults={"loss_type": "grpo"},
+           objective="GRPO: group-normalised advantages, PPO clip, token-mean loss as NFT/NGRPO (TRL)",
+           paper="Shao et al. 2024, DeepSeekMath (arXiv:2402.03300)", defaults={"loss_type": "dapo"},
            baseline=True),
     Method("dr_grpo", "online_rlvr", *_GRPO, loss=_rlvr.grpo_advantages,
            objective="Dr.GRPO: unscaled advantages, constant normaliser (TRL)",

@@ -109,23 +109,9 @@ def resume_checkpoint(output_dir: str) -> str:
 
 def check_output_dir(output_dir: str) -> None:
     """``--output_dir`` must be a folder we can write (checked before any loading: not after the last step)."""
-    import os
-    import tempfile
+    from negtune.data.io import prepare_out
 
-    folder = Path(output_dir)
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if folder.exists() and not folder.is_dir():
-        raise DataError(f"--output_dir {folder} is a file, not a folder; pass a folder path")
-    if existing is not None and not existing.is_dir():
-        raise DataError(f"--output_dir {folder}: {existing} is a file, so the folder cannot be made; pass a "
-                        "folder path")
-    try:  # probe the nearest existing folder: a refused run leaves nothing behind
-        fd, probe = tempfile.mkstemp(dir=existing or Path.cwd(), prefix=".negtune-write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise DataError(f"--output_dir {folder}: not writable ({e.strerror or e}); pass a folder you can write "
-                        "to") from None
+    prepare_out(output_dir, "--output_dir", create=False)
 
 
 def _read_config(argv: list[str]) -> dict:
@@ -293,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resuming from {resume}", flush=True)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(train_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the whole log (clip fractions, ratios, sampling rounds, ...)
     if methods.get(method).family == "online_rlvr" and trainer.args.should_save:  # TRL writes no card of ours
         from negtune.trainers.base import write_model_card
 

@@ -149,7 +149,8 @@ def test_adapter_for_another_base_model(tok, model_dir, tmp_path, capsys, caplog
 def test_non_divisible_batch(model_dir, tmp_path, capsys):
     write_jsonl(tmp_path / "p.jsonl", make_arith(4, seed=0, difficulty=1))
     assert cli(["train", "ngrpo", "--model_name_or_path", str(model_dir), "--dataset", str(tmp_path / "p.jsonl"),
-                "--per_device_train_batch_size", "6", "--num_generations", "4", "--output_dir",
+                "--per_device_train_batch_size", "6", "--num_generations", "4", "--updates_per_generation", "1",
+                "--output_dir",
                 str(tmp_path / "out"), "--bf16", "false", *CPU]) == 2
     err = capsys.readouterr().err
     assert "non-divisible batch: generation_batch_size (6) must be divisible by num_generations (4)" in err

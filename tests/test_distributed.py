@@ -8,7 +8,8 @@ even without a GPU; the tiny recipes' `use_cpu: true` then puts each process on 
 is gloo. `--mixed_precision no` overrides the config's bf16, meant for GPUs.
 
 The NGRPO run covers the part that must be right under data parallelism: group advantages are computed over
-the rewards gathered from every rank, then sliced back to each rank's own samples. The NPO run checks that
+the rewards gathered from every rank, then sliced back to each rank's own samples. The NFT run adds dynamic
+sampling: filtered groups are replaced from further rounds, chosen on gathered rewards and re-distributed. The NPO run checks that
 two processes with 2 examples each save the same adapter as one process with 4.
 """
 
@@ -31,7 +32,8 @@ RECIPES = ROOT / "recipes"
 
 
 def _launch(args, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",  # tests/ for the test-only verifiers
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(RECIPES / "accelerate/ddp.yaml"),
            "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", "0",
            "-m", "negtune.train", *args]
@@ -40,21 +42,29 @@ def _launch(args, tmp_path):
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("method", ["npo", "ngrpo"])
+@pytest.mark.parametrize("method", ["npo", "ngrpo", "nft"])
 def test_two_process_ddp(method, tiny_facts_model_dir, tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     if method == "npo":
         tofu = write_tofu_synthetic(tmp_path / "tofu")
         args = [method, "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path", str(tiny_facts_model_dir),
                 "--tofu_root", str(tofu)]
-    else:
+    else:  # off-policy (4 updates per rollout) with 2 x 8 completions per step: a rollout is 16 prompts
         write_jsonl(tmp_path / "a.jsonl", make_arith(16, seed=2, difficulty=1))
-        args = [method, "--config", str(RECIPES / "ngrpo/tiny.yaml"), "--model_name_or_path", str(tiny_model_dir),
-                "--dataset", str(tmp_path / "a.jsonl"), "--max_completion_length", "32"]
+        args = [method, "--config", str(RECIPES / f"{method}/tiny.yaml"), "--model_name_or_path", str(tiny_model_dir),
+                "--dataset", str(tmp_path / "a.jsonl"), "--max_completion_length", "32",
+                "--per_device_train_batch_size", "8"]
+        if method == "nft":  # half the prompts give all-wrong groups: dynamic sampling refills across ranks
+            args += ["--verifier", "rl_rewards:odd_answers_split"]
     log = _launch([*args, "--output_dir", str(out), "--max_steps", "2", "--disable_tqdm", "true"], tmp_path)
     assert log.count("saved ") == 1  # rank 0 alone reports and writes
     assert (out / "README.md").exists()
     assert (out / "adapter_model.safetensors").exists() or (out / "model.safetensors").exists()
+    if method == "nft":
+        import json
+
+        logged = json.loads((out / "trainer_state.json").read_text())["log_history"]
+        assert any(h.get("sampling/rounds", 0) >= 2 for h in logged)
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(tiny_facts_model_dir, tmp_path):

@@ -54,6 +54,57 @@ def test_majority_vote_ties_go_to_the_first_sampled_answer():
     assert majority_vote(["x + 1", "x+1", "2"]) == 0  # whitespace does not split a vote
 
 
+def test_majority_vote_groups_answers_by_math_verify_equivalence():
+    """Raw strings: "3" wins 2-1-1-1; as math-verify sees them 1/2 = \\frac{1}{2} = 0.5 wins 3-2."""
+    from negtune.evaluation.equivalence import vote_clusters
+
+    answers = ["3", "1/2", "\\frac{1}{2}", "3", "0.5", None]
+    assert majority_vote(answers) == 0  # string keys alone: "3"
+    clusters, stats = vote_clusters([answers, ["7", "7"], [None]], "math", workers=0)
+    assert clusters == [[0, 1, 1, 0, 1, None], [0, 0], [None]]
+    assert majority_vote(answers, clusters[0]) == 1  # the first "1/2"
+    # one representative per cluster: "1/2" vs "3"; "\frac{1}{2}" and "0.5" vs both; the "7"s are equal keys
+    assert stats == {"vote_equivalence": "math", "vote_comparisons": 5, "vote_undecided": 0}
+    samples = [{"label": a in ("1/2", "\\frac{1}{2}", "0.5"), "extracted": a} for a in answers]
+    assert problem_summary(samples)["majority_correct"] is False
+    assert problem_summary(samples, clusters[0])["majority_correct"] is True
+    numeric, _ = vote_clusters([["18", "18.00", "$18", "17"]], "gsm8k", workers=0)
+    assert numeric == [[0, 0, 0, 1]]
+    custom, stats = vote_clusters([["a", "A"]], "mymodule:check", workers=0)
+    assert custom == [[0, 1]] and stats["vote_equivalence"] == "string"
+
+
+def test_vote_comparisons_are_one_per_representative_and_batched_per_round():
+    from negtune.evaluation.metrics import answer_clusters
+
+    calls = []
+
+    def same(pairs):
+        calls.append(pairs)
+        return [int(a) % 3 == int(b) % 3 for a, b in pairs]  # equal modulo 3
+
+    clusters = answer_clusters([["1", "2", "4", "5", "3"], ["6", "9"]], same)
+    assert clusters == [[0, 1, 0, 1, 2], [0, 0]]
+    # round 1: "2" vs "1" and "9" vs "6" in one call; round 2: "4" vs both clusters; round 3 ...
+    assert calls[0] == [("2", "1"), ("9", "6")]
+    assert calls[1] == [("4", "1"), ("4", "2")] and sum(map(len, calls)) == 1 + 1 + 2 + 2 + 2
+
+
+def test_a_comparison_that_times_out_splits_the_vote(monkeypatch):
+    from negtune.evaluation import equivalence
+
+    monkeypatch.setitem(equivalence.COMPARATORS, "slow", f"{__name__}:_slow")
+    clusters, stats = equivalence.vote_clusters([["1", "1.0"]], "slow", workers=0, timeout=0.2)
+    assert clusters == [[0, 1]] and stats["vote_undecided"] == 1  # the pool's timer stopped _slow
+
+
+def _slow(candidate, representative):
+    import time
+
+    time.sleep(5)
+    return True
+
+
 def test_benchmark_metrics_by_hand():
     def sample(label, extracted, reward=1.0, finish="stop"):
         return {"label": label, "extracted": extracted, "reward": reward, "finish_reason": finish}

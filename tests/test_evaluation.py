@@ -134,6 +134,38 @@ def test_tofu_retain_log_must_match_the_forget_questions(tofu_models, tmp_path):
                                      retain_log=str(tmp_path / "nope.json")), progress=False)
 
 
+def test_tofu_retain_log_must_match_the_prompt_template(tofu_models, tmp_path, capsys, caplog):
+    """The eval log records the prompt template's fingerprint; a retain log rendered otherwise is refused with
+    both fingerprints named (exit 2), a log from before fingerprints only warns."""
+    root, tofu = tofu_models["root"], str(tofu_models["tofu"])
+    log = root / "ev-retain" / "eval_log.json"
+    if not log.exists():
+        evaluate_tofu(TofuEvalConfig(model=str(tofu_models["retain"]), out=str(log.parent), tofu_root=tofu),
+                      progress=False)
+    retain = json.loads(log.read_text())
+    theirs = retain["template_fingerprint"]
+    assert len(theirs) == 16 and retain["template_probe"].startswith("<|im_start|>user\n")
+    args = ["eval", "tofu", "--model", str(tofu_models["full"]), "--tofu-root", tofu, "--retain-log", str(log),
+            "--out", str(tmp_path / "a"), "--no-progress"]
+    assert cli([*args, "--system-prompt", "You are a helpful assistant."]) == 2
+    err = capsys.readouterr().err
+    assert "its prompts were rendered with another template" in err and f"fingerprint {theirs}" in err
+    ours = TofuScorer(None, _scorer(tofu_models["full"], "chat", 1).tokenizer,
+                      system_prompt="You are a helpful assistant.").template_fingerprint()[0]
+    assert ours != theirs and f"fingerprint {ours}" in err
+    del retain["template_fingerprint"]  # as an older negtune wrote it
+    old = tmp_path / "old_log.json"
+    old.write_text(json.dumps(retain))
+    with caplog.at_level("WARNING", logger="negtune.evaluation.tofu.run"):
+        res = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["full"]), out=str(tmp_path / "b"), tofu_root=tofu,
+                                           retain_log=str(old)), progress=False)
+    assert res["metrics"]["forget_quality"] is not None and "no prompt-template fingerprint" in res["notes"]["template"]
+    assert "no prompt-template fingerprint" in caplog.text
+    assert json.loads((tmp_path / "b" / "eval_log.json").read_text())["template_fingerprint"] == theirs
+    with pytest.raises(ValueError, match="--date: date '2025-04-10': expected"):
+        TofuEvalConfig(model="m", out=str(tmp_path), date="2025-04-10")
+
+
 def _scorer(model_dir, template, batch_size):
     from negtune.models.loading import load_model_and_tokenizer
 
@@ -153,7 +185,7 @@ def test_tofu_batched_equals_one_by_one(tofu_models):
 
 @pytest.mark.parametrize("template,expected", [
     ("llama2", "[INST] Q? [/INST]"),
-    ("qa", "Question: Q?\nAnswer:"),
+    ("qa", "Question: Q?\nAnswer: "),  # TOFU's phi/stablelm/pythia format; the answer follows the space
     ("none", "Q?\n"),
     ("<s>{question} ->", "<s>Q? ->"),
     ("chat", "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\n"),

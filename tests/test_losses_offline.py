@@ -78,8 +78,25 @@ def test_ga_matches_minus_hf_loss():
 def test_simnpo_hand_computed():
     value = simnpo_loss(torch.tensor([-6.0]), torch.tensor([3]), beta=2.5, gamma=0.0).item()
     assert value == pytest.approx((2 / 2.5) * softplus(2.5 * -2.0), rel=1e-6)
-    with_gamma = simnpo_loss(torch.tensor([-6.0]), torch.tensor([3]), beta=2.5, gamma=1.0).item()
+    with_gamma = simnpo_loss(torch.tensor([-6.0]), torch.tensor([3]), beta=2.5, gamma=1.0, gamma_form="paper").item()
     assert with_gamma == pytest.approx(0.8 * softplus(-5.0 + 1.0), rel=1e-6)
+
+
+def test_simnpo_margin_forms_hand_computed():
+    """beta 2.5, margin 1; row 1: log pi = -6 over |y| = 3 tokens, the paper's -(2/beta) log sigmoid(-(beta/|y|) log pi
+    - g) = 0.8 ln(1 + e^-4), the reference code's -(2/beta) log sigmoid(beta (NLL/|y| - g)) = 0.8 ln(1 + e^-2.5);
+    row 2: log pi = -2 over 4 tokens, 0.8 ln(1 + e^-0.25) and 0.8 ln(1 + e^1.25)."""
+    logp, n = torch.tensor([-6.0, -2.0]), torch.tensor([3, 4])
+    paper = simnpo_loss(logp, n, beta=2.5, gamma=1.0, gamma_form="paper").item()
+    reference = simnpo_loss(logp, n, beta=2.5, gamma=1.0, gamma_form="reference").item()
+    assert paper == pytest.approx(0.8 * (math.log1p(math.exp(-4.0)) + math.log1p(math.exp(-0.25))) / 2, rel=1e-6)
+    assert reference == pytest.approx(0.8 * (math.log1p(math.exp(-2.5)) + math.log1p(math.exp(1.25))) / 2, rel=1e-6)
+    assert (paper, reference) == pytest.approx((0.2376357, 0.6323275), rel=1e-6)
+    assert simnpo_loss(logp, n, beta=2.5, gamma=1.0).item() == pytest.approx(reference)  # the default form
+    # at margin 0 (TOFU) the forms agree
+    assert simnpo_loss(logp, n, gamma=0.0, gamma_form="paper").item() == pytest.approx(simnpo_loss(logp, n).item())
+    with pytest.raises(ValueError, match="gamma_form"):
+        simnpo_loss(logp, n, gamma_form="code")
 
 
 def test_kl_ref_policy_hand_computed():
@@ -88,6 +105,29 @@ def test_kl_ref_policy_hand_computed():
     expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
     assert kl_ref_policy(pol, ref, torch.ones(1, 1)).item() == pytest.approx(expected, rel=1e-6)
     assert kl_ref_policy(ref, ref, torch.ones(1, 1)).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_kl_ref_policy_reductions_hand_computed():
+    """Two positions: KL_0 = 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3) (say a prompt position),
+    KL_1 = 0.8 ln(0.8/0.5) + 0.2 ln(0.2/0.5) (the answer). open-unlearning's batchmean averages every position,
+    answer_mean only the masked ones."""
+    ref = torch.log(torch.tensor([[[0.5, 0.5], [0.8, 0.2]]]))
+    pol = torch.log(torch.tensor([[[0.25, 0.75], [0.5, 0.5]]]))
+    k0, k1 = 0.5 * math.log(4 / 3), 0.8 * math.log(1.6) + 0.2 * math.log(0.4)
+    answer = torch.tensor([[False, True]])
+    assert kl_ref_policy(pol, ref).item() == pytest.approx((k0 + k1) / 2, rel=1e-6)  # 0.1682930
+    assert kl_ref_policy(pol, ref, answer).item() == pytest.approx(0.1682930, rel=1e-6)  # batchmean ignores the mask
+    assert kl_ref_policy(pol, ref, answer, reduction="answer_mean").item() == pytest.approx(k1, rel=1e-6)  # 0.1927448
+    # batchmean divides by B*T positions, not by B sequences: two copies of the batch give the same value
+    assert kl_ref_policy(pol.repeat(2, 1, 1), ref.repeat(2, 1, 1)).item() == pytest.approx((k0 + k1) / 2, rel=1e-6)
+    # and it is F.kl_div(..., reduction="batchmean", log_target=True) over the flattened logits, as open-unlearning
+    torch.manual_seed(0)
+    p_logits, r_logits = torch.randn(3, 4, 7), torch.randn(3, 4, 7)
+    flat = lambda z: z.log_softmax(-1).view(-1, 7)  # noqa: E731
+    expected = F.kl_div(flat(p_logits), flat(r_logits), reduction="batchmean", log_target=True)
+    assert kl_ref_policy(p_logits, r_logits).item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="needs the answer-token mask"):
+        kl_ref_policy(pol, ref, reduction="answer_mean")
 
 
 def test_log1m_softmax_matches_float64_and_is_stable_at_p_one():
@@ -150,9 +190,10 @@ def test_token_unlikelihood_per_sequence_candidates():
 def test_repeat_ngram_mask():
     ids = torch.tensor([[1, 2, 3, 4, 1, 2, 3, 4, 5], [7, 7, 7, 7, 7, 8, 9, 9, 9]])
     m = repeat_ngram_mask(ids, n=4)
-    assert m[0].nonzero().flatten().tolist() == [7]
-    assert m[1].nonzero().flatten().tolist() == [4]
-    assert repeat_ngram_mask(torch.tensor([[5, 5, 5]]), n=2).tolist() == [[False, False, True]]
+    # every token of the repeated n-gram, as the reference's ngram_repeat_mask (tests/test_ul_contrastive.py)
+    assert m[0].nonzero().flatten().tolist() == [4, 5, 6, 7]
+    assert m[1].nonzero().flatten().tolist() == [1, 2, 3, 4]
+    assert repeat_ngram_mask(torch.tensor([[5, 5, 5]]), n=2).tolist() == [[False, True, True]]
 
 
 def test_contrastive_hand_computed():

@@ -117,3 +117,35 @@ def test_grpo_weight_makes_nft_equal_grpo_direction():
     logps = _token_logps(model, ids)
     g_grpo = _grad(model, (-(torch.exp(logps - logps.detach()) * adv) * mask).sum())
     assert F.cosine_similarity(g_nft, g_grpo, dim=0).item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_off_policy_nft_is_not_dr_grpo():
+    """pi_old != pi_theta (several updates per rollout): NFT's gradient leaves Dr.GRPO's. Per token, weighted by
+    omega = 1 - r, d loss / d log pi is -omega for a positive (Dr.GRPO: -omega R) and for a negative
+    omega r R / (1 - r R) while (1 - r R) / (1 - r) >= eps = 1, i.e. R <= 1, else the clipped value's gradient
+    omega r R / (1 - r) = r R (Dr.GRPO: r R): equal at R = 1 only, and for negatives above 1."""
+    r, omega = 0.25, 0.75
+    for ratio in (1.0, 1.5, 0.5):
+        for positive in (True, False):
+            logp = torch.tensor([[math.log(0.4)]], requires_grad=True)
+            old = logp.detach() - math.log(ratio)
+            loss = nft_token_loss(logp, old, torch.tensor([positive]), torch.tensor([r])) * omega
+            loss.sum().backward()
+            if positive:
+                nft, dr = -omega, -omega * ratio
+            else:
+                nft = omega * r * ratio / (1 - r * ratio) if ratio <= 1 else r * ratio
+                dr = r * ratio
+            assert logp.grad.item() == pytest.approx(nft, rel=1e-5)
+            assert (nft == pytest.approx(dr)) == (ratio == 1.0 or (ratio > 1 and not positive))
+    model, ids, mask, rewards = _policy_and_batch()
+    rate, positive = group_pass_rates(rewards, 3), rewards > 0.5
+    with torch.no_grad():
+        old = _token_logps(model, ids) + 0.3 * torch.randn(6, 4)  # the sampler: a few updates ago
+    logps = _token_logps(model, ids)
+    per_token = nft_token_loss(logps, old, positive, rate) * nft_prompt_weight(rate)[:, None]
+    g_nft = _grad(model, (per_token * mask).sum())
+    adv = torch.where(positive, 1 - rate, -rate)[:, None]
+    logps = _token_logps(model, ids)
+    g_dr = _grad(model, (-(torch.exp(logps - old) * adv) * mask).sum())
+    assert F.cosine_similarity(g_nft, g_dr, dim=0).item() < 0.999

@@ -41,6 +41,18 @@ def test_every_method_gets_its_defaults_from_the_command_word(name, tmp_path):
         assert args.beta == {"simnpo": 2.5}.get(name, 0.1)  # the documented defaults (SimNPO: TOFU forget05)
 
 
+@pytest.mark.parametrize("name", methods.names("unlearn"))
+def test_unlearn_defaults_reach_a_config_built_in_python(name, tmp_path):
+    """The Python paths (``methods.make_config(name)``, ``UnlearnConfig(method=name)``) get the registry defaults
+    as the command word does (SimNPO: beta 2.5), and the open-unlearning forms of SimNPO's margin and NPO+KL's KL."""
+    spec = METHODS[name]
+    for args in (methods.make_config(name, output_dir=str(tmp_path), use_cpu=True),
+                 spec.config_class(method=name, output_dir=str(tmp_path), use_cpu=True)):
+        assert {f: getattr(args, f) for f in spec.defaults} == dict(spec.defaults), name
+        assert args.beta == {"simnpo": 2.5}.get(name, 0.1)
+        assert (args.simnpo_delta_form, args.kl_reduction) == ("reference", "batchmean")
+
+
 def test_a_flag_or_recipe_line_overrides_the_method_default(tmp_path):
     spec = METHODS["simnpo"]
     path = _minimal_config(tmp_path, spec)
@@ -86,7 +98,8 @@ def test_registry_entries_are_complete():
 
 
 def test_unlearn_objectives_match_hand_computed_values():
-    a = type("Args", (), {"forget_weight": 0.5, "retain_weight": 2.0, "beta": 0.1, "simnpo_delta": 0.0})()
+    a = type("Args", (), {"forget_weight": 0.5, "retain_weight": 2.0, "beta": 0.1, "simnpo_delta": 0.0,
+                          "simnpo_delta_form": "reference"})()
     logps, ref, n = torch.tensor([-4.0, -6.0]), torch.tensor([-3.0, -5.0]), torch.tensor([2, 3])
     forget_nll = -logps.sum() / n.sum()  # 2.0
     t = UnlearnTerms(logps, n, forget_nll, ref_logps=ref, retain_nll=torch.tensor(1.5), retain_kl=None)

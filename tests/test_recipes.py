@@ -91,13 +91,13 @@ def test_unknown_recipe_key_is_an_error(tmp_path):
 
 
 def test_method_defaults_yield_to_the_recipe(tmp_path):
-    # grpo's method default (loss_type grpo) applies unless the recipe or the command line sets the field
+    # grpo's method default (loss_type dapo) applies unless the recipe or the command line sets the field
     base = "method: grpo\nmodel_name_or_path: m\noutput_dir: o\nuse_cpu: true\nbf16: false\n"
     plain, given = tmp_path / "plain.yaml", tmp_path / "given.yaml"
     plain.write_text(base)
-    given.write_text(base + "loss_type: dapo\n")
-    assert parse_train_args("grpo", ["--config", str(plain)])[1].loss_type == "grpo"
-    assert parse_train_args("grpo", ["--config", str(given)])[1].loss_type == "dapo"
+    given.write_text(base + "loss_type: grpo\n")
+    assert parse_train_args("grpo", ["--config", str(plain)])[1].loss_type == "dapo"
+    assert parse_train_args("grpo", ["--config", str(given)])[1].loss_type == "grpo"
     assert parse_train_args("grpo", ["--config", str(plain), "--loss_type", "bnpo"])[1].loss_type == "bnpo"
 
 

@@ -69,7 +69,7 @@ def test_online_recipes_run(method, tiny_model_dir, tmp_path):
     from negtune.data.io import write_jsonl
     from negtune.data.tasks import make_arith
 
-    write_jsonl(tmp_path / "arith.jsonl", make_arith(8, seed=3, difficulty=1))
+    write_jsonl(tmp_path / "arith.jsonl", make_arith(16, seed=3, difficulty=1))  # one off-policy rollout: 16
     out = tmp_path / "out"
     assert main(["train", method, "--config", _recipe_without_method(method, tmp_path), "--model_name_or_path",
                  str(tiny_model_dir), "--dataset", str(tmp_path / "arith.jsonl"), "--output_dir", str(out),
@@ -80,8 +80,9 @@ def test_online_recipes_run(method, tiny_model_dir, tmp_path):
         assert '"epsilon": 0.16' in card and '"epsilon_high": 0.24' in card
     if method == "rft":
         assert '"neg_weight": 0.0' in card
-    if method in ("grpo", "dr_grpo"):
-        assert f'"loss_type": "{method}"' in card
+    if method in ("grpo", "dr_grpo"):  # grpo aggregates as NFT and NGRPO do (dapo)
+        loss_type = "dapo" if method == "grpo" else "dr_grpo"
+        assert f'"loss_type": "{loss_type}"' in card
 
 
 @pytest.mark.parametrize("method", methods.names("offline_rlvr"))

@@ -117,9 +117,13 @@ def current_umask() -> int:
     return mask
 
 
-def prepare_out(path: str | Path, flag: str = "--out") -> Path:
-    """Create the output folder ``path`` and check it is writable, before any work is done."""
+def prepare_out(path: str | Path, flag: str = "--out", create: bool = True) -> Path:
+    """Check before any work is done that the output folder ``path`` can be written: create it (``create``),
+    or only probe the nearest existing folder, so a refused run leaves nothing behind (``negtune train``,
+    whose Trainer makes the folder itself)."""
     path = Path(path)
+    if not create:
+        return _probe_out(path, flag)
     if path.exists() and not path.is_dir():
         raise DataError(f"{flag} {path} is a file, not a folder; pass a folder (it is created when missing)")
     try:
@@ -130,6 +134,21 @@ def prepare_out(path: str | Path, flag: str = "--out") -> Path:
         raise DataError(f"{flag} {path} is not writable ({e.strerror or e}); pass a folder you can write to"
                         ) from None
     return path
+
+
+def _probe_out(folder: Path, flag: str) -> Path:
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{flag} {folder} is a file, not a folder; pass a folder path")
+    if existing is not None and not existing.is_dir():
+        raise DataError(f"{flag} {folder}: {existing} is a file, so the folder cannot be made; pass a folder path")
+    try:
+        with tempfile.TemporaryFile(dir=existing or Path.cwd(), prefix=".negtune-write-test-"):
+            pass
+    except OSError as e:
+        raise DataError(f"{flag} {folder}: not writable ({e.strerror or e}); pass a folder you can write to"
+                        ) from None
+    return folder
 
 
 @contextmanager

@@ -73,6 +73,8 @@ LABELED_COLUMNS: tuple[Column, ...] = (
            nullable=True, required=False),
     Column("logprobs", "list of floats (sampler's per-token log-probs)",
            lambda v: isinstance(v, list) and all(_is_float(x) for x in v), nullable=True, required=False),
+    Column("token_ids", "list of ints (the sampler's completion tokens, one per logprobs entry)",
+           lambda v: isinstance(v, list) and all(_is_int(x) for x in v), nullable=True, required=False),
 )
 LABELED_COLUMN_NAMES = tuple(c.name for c in LABELED_COLUMNS)
 

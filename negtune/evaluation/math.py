@@ -64,25 +64,31 @@ def benchmark_name(source: str) -> str:
     return source if source in BENCHMARKS else Path(source).stem or source
 
 
-def _problems(rows: list[dict]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Per problem: its ``samples.jsonl`` record and its :func:`problem_summary` (for the metrics)."""
+def _problems(rows: list[dict], cfg: MathEvalConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict]:
+    """Per problem: its ``samples.jsonl`` record and its :func:`problem_summary` (for the metrics); and the
+    vote statistics. maj@n counts answers the run's verifier finds equal as one vote
+    (:mod:`negtune.evaluation.equivalence`: with math-verify, ``1/2`` and ``\\frac{1}{2}`` are one answer)."""
+    from negtune.evaluation.equivalence import vote_clusters
+
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["prompt_id"], []).append(r)
+    problems = [sorted(samples, key=lambda s: s["sample_idx"]) for samples in groups.values()]
+    clusters, vote_stats = vote_clusters([[s["extracted"] for s in samples] for samples in problems], cfg.verifier,
+                                         cfg.verify_workers, cfg.verify_timeout)
     records, summaries = [], []
-    for samples in groups.values():
-        samples.sort(key=lambda s: s["sample_idx"])
-        summary = problem_summary(samples)
+    for samples, cluster in zip(problems, clusters):
+        summary = problem_summary(samples, cluster)
         meta = json.loads(samples[0]["meta"]) if samples[0].get("meta") else {}
         summaries.append(summary)
         records.append({
             "id": meta.get("id"), "prompt": samples[0]["prompt"], "answer": samples[0]["answer"],
             "completions": [s["completion"] for s in samples], "extracted": [s["extracted"] for s in samples],
             "correct": [bool(s["label"]) for s in samples], "reward": [s["reward"] for s in samples],
-            "finish_reason": [s["finish_reason"] for s in samples],
+            "finish_reason": [s["finish_reason"] for s in samples], "answer_cluster": cluster,
             "majority_answer": summary["majority_answer"], "majority_correct": summary["majority_correct"],
         })
-    return records, summaries
+    return records, summaries, vote_stats
 
 
 def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> dict[str, Any]:
@@ -116,8 +122,8 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
                                  batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
                                  verify_workers=cfg.verify_workers, engine=engine.name)
             dataset, stats = rollout_and_verify(rcfg, engine=engine, progress=progress)
-            records, summaries = _problems(dataset.to_list())
-            metrics = benchmark_metrics(summaries)
+            records, summaries, vote_stats = _problems(dataset.to_list(), cfg)
+            metrics = benchmark_metrics(summaries) | vote_stats
             metrics.update(source=source, seconds=round(time.monotonic() - t0, 1),
                            tokens_per_second=stats.get("tokens_per_second"),
                            skipped_rows=stats.get("skipped_rows", 0),

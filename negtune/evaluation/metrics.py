@@ -6,7 +6,7 @@ Pure functions on per-problem sample lists, so they can be checked by hand and r
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from math import comb
 from typing import Any
 
@@ -29,41 +29,83 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def normalize_answer(extracted: str | None) -> str | None:
-    """The key answers are grouped by for majority voting: whitespace and enclosing ``$`` removed.
-
-    Extracted answers come from math-verify's parse (already canonical sympy/str forms), so light
-    normalisation suffices; two spellings it did not unify count as different answers.
-    """
+    """The string key of an answer: whitespace and enclosing ``$`` removed. Equal keys are one vote without
+    asking math-verify (``x + 1`` and ``x+1``); different keys are compared by :func:`answer_clusters`."""
     if extracted is None:
         return None
     key = re.sub(r"\s+", "", str(extracted)).strip("$")
     return key or None
 
 
-def majority_vote(extracted: Sequence[str | None]) -> int | None:
+SameBatch = Callable[[list[tuple[str, str]]], list[bool]]
+
+
+def answer_clusters(problems: Sequence[Sequence[str | None]], same: SameBatch | None = None) -> list[list[int | None]]:
+    """A cluster id per sample (None: no answer) for every problem, clusters numbered by first appearance.
+
+    Answers with the same :func:`normalize_answer` key share a cluster outright. Every other distinct answer is
+    compared with *one representative per existing cluster* (the answer that opened it) by
+    ``same([(candidate, representative), ...]) -> [bool, ...]`` and joins the first cluster it equals, else opens
+    a new one: at most d·c comparisons for d distinct answers and c clusters, not all n² pairs. The comparisons
+    run in rounds (round r: every problem's r-th distinct answer against all its representatives) so that one
+    call of ``same`` gets a whole round's pairs, which a pool of workers checks in parallel. ``same`` sees the
+    answers as extracted (the key drops whitespace, which LaTeX such as ``x \\cdot y`` needs).
+    ``same=None``: keys only.
+    """
+    keys = [[normalize_answer(a) for a in answers] for answers in problems]
+    firsts: list[dict[str, str]] = []  # per problem: distinct key -> its first spelling, in order of appearance
+    for ks, answers in zip(keys, problems):
+        firsts.append({})
+        for k, a in zip(ks, answers):
+            if k is not None:
+                firsts[-1].setdefault(k, str(a))
+    order = [list(f) for f in firsts]
+    cluster_of: list[dict[str, int]] = [{} for _ in problems]
+    reps: list[list[str]] = [[] for _ in problems]  # each cluster's representative (its first answer)
+    for r in range(max(map(len, order), default=0)):
+        pending = [(p, firsts[p][o[r]]) for p, o in enumerate(order) if r < len(o)]
+        pairs = [(answer, rep) for p, answer in pending for rep in reps[p]] if same is not None else []
+        verdicts = iter(same(pairs) if pairs else [])
+        for p, answer in pending:
+            equal = [next(verdicts) for _ in reps[p]] if same is not None else []
+            if True in equal:
+                cluster_of[p][order[p][r]] = equal.index(True)
+            else:
+                cluster_of[p][order[p][r]] = len(reps[p])
+                reps[p].append(answer)
+    return [[None if k is None else cluster_of[p][k] for k in ks] for p, ks in enumerate(keys)]
+
+
+def majority_vote(extracted: Sequence[str | None], clusters: Sequence[int | None] | None = None) -> int | None:
     """Index of the sample that represents the majority answer, or None when no sample has an answer.
 
+    ``clusters``: which answers are the same answer (:func:`answer_clusters`; the math eval groups by
+    math-verify equivalence, so ``1/2`` and ``\\frac{1}{2}`` are one vote); default: the string keys alone.
     Ties are broken deterministically: among the most frequent answers, the one that appears first
     (lowest sample index) wins; the returned index is that first appearance.
     """
-    counts: dict[str, int] = {}
-    first: dict[str, int] = {}
-    for i, answer in enumerate(extracted):
-        key = normalize_answer(answer)
-        if key is None:
+    if clusters is None:
+        clusters = answer_clusters([extracted])[0]
+    if len(clusters) != len(extracted):
+        raise ValueError(f"majority_vote: {len(extracted)} answers but {len(clusters)} cluster ids")
+    counts: dict[int, int] = {}
+    first: dict[int, int] = {}
+    for i, cluster in enumerate(clusters):
+        if cluster is None:
             continue
-        counts[key] = counts.get(key, 0) + 1
-        first.setdefault(key, i)
+        counts[cluster] = counts.get(cluster, 0) + 1
+        first.setdefault(cluster, i)
     if not counts:
         return None
-    best = max(counts, key=lambda key: (counts[key], -first[key]))
+    best = max(counts, key=lambda c: (counts[c], -first[c]))
     return first[best]
 
 
-def problem_summary(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Per-problem numbers from its samples (``label``, ``extracted``, ``reward``, ``finish_reason``)."""
+def problem_summary(samples: Sequence[dict[str, Any]], clusters: Sequence[int | None] | None = None) -> dict[str, Any]:
+    """Per-problem numbers from its samples (``label``, ``extracted``, ``reward``, ``finish_reason``);
+    ``clusters``: the samples' answer clusters for the majority vote (see :func:`majority_vote`)."""
     correct = [bool(s["label"]) for s in samples]
-    maj = majority_vote([s.get("extracted") for s in samples])
+    maj = majority_vote([s.get("extracted") for s in samples], clusters)
     return {
         "n": len(samples),
         "correct": sum(correct),

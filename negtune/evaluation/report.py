@@ -85,8 +85,9 @@ def write_math_report(results: dict[str, Any], out: Path) -> Path:
         f"{n} samples per problem, temperature {s['temperature']}, top-p {s['top_p']}, "
         f"max {s['max_new_tokens']} new tokens, template `{s['template']}`, verifier `{s['verifier']}`, "
         f"engine `{s['engine']}`, seed {s['seed']}.",
-        "pass@k is the unbiased estimator 1 − C(n−c, k)/C(n, k); maj@n takes the most frequent extracted answer "
-        "(ties: the one sampled first); undecidable = the verifier could not decide (timeout, unparsable gold).",
+        "pass@k is the unbiased estimator 1 − C(n−c, k)/C(n, k); maj@n takes the most frequent extracted answer, "
+        "answers the verifier finds equal being one vote (math-verify: 1/2 = \\frac{1}{2}; ties: the one sampled "
+        "first); undecidable = the verifier could not decide (timeout, unparsable gold).",
         "",
         markdown_table(header, rows),
         "",

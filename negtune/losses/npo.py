@@ -50,24 +50,52 @@ def npo_weight(policy_logps: torch.Tensor, ref_logps: torch.Tensor, beta: float 
     return 2.0 * torch.sigmoid(beta * (policy_logps - ref_logps))
 
 
-def simnpo_loss(policy_logps: torch.Tensor, lengths: torch.Tensor, beta: float = 2.5,
-                gamma: float = 0.0) -> torch.Tensor:
-    """SimNPO (Fan et al. 2024), reference-free with length normalisation:
+def simnpo_loss(policy_logps: torch.Tensor, lengths: torch.Tensor, beta: float = 2.5, gamma: float = 0.0,
+                gamma_form: str = "reference") -> torch.Tensor:
+    """SimNPO (Fan et al. 2024), reference-free with length normalisation. The paper writes
 
-        L_SimNPO = -(2/beta) * E_forget[ log sigmoid( -(beta/|y|) * log pi_theta(y|x) - gamma ) ]
+        L_SimNPO = -(2/beta) * E_forget[ log sigmoid( -(beta/|y|) * log pi_theta(y|x) - gamma ) ]     (gamma_form="paper")
 
+    while the SimNPO authors' code (OPTML-Group/Unlearn-Simple, TOFU/dataloader.py) and open-unlearning
+    (src/trainer/unlearn/simnpo.py) compute -(2/beta) * log sigmoid(beta * (NLL(y|x)/|y| - gamma)), i.e.
+
+        L = -(2/beta) * E_forget[ log sigmoid( -(beta/|y|) * log pi_theta(y|x) - beta * gamma ) ]  (gamma_form="reference")
+
+    with the margin gamma scaled by beta. "reference" is the default: every published SimNPO setting (TOFU, MUSE,
+    WMDP) was tuned with that code, so a gamma copied from it means what its authors meant. The two agree at
+    gamma = 0, the TOFU setting. Both are written as (2/beta) * softplus(...) for stability.
     TOFU defaults: forget05 beta=2.5, forget10 beta=4.5, gamma=0 (add alpha * NLL_retain outside).
     """
-    return (2.0 / beta) * F.softplus(beta * policy_logps / lengths.clamp(min=1) + gamma).mean()
+    if gamma_form not in ("reference", "paper"):
+        raise ValueError(f"gamma_form must be 'reference' or 'paper', got {gamma_form!r}")
+    margin = beta * gamma if gamma_form == "reference" else gamma
+    return (2.0 / beta) * F.softplus(beta * policy_logps / lengths.clamp(min=1) + margin).mean()
 
 
-def kl_ref_policy(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """KL(pi_ref || pi_theta), summed over the vocabulary, averaged over the masked (answer) tokens.
+def kl_ref_policy(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor | None = None,
+                  reduction: str = "batchmean") -> torch.Tensor:
+    """NPO+KL's retain regulariser KL(pi_ref || pi_theta), at each position t of (B, T, V) logits
 
-        KL = sum_v pi_ref(v) * (log pi_ref(v) - log pi_theta(v))      (NPO+KL's retain regulariser)
+        KL_t = sum_v pi_ref(v|t) * (log pi_ref(v|t) - log pi_theta(v|t))
+
+    reduced over positions as
+
+    - ``"batchmean"`` (open-unlearning's ``compute_kl_divergence``, src/trainer/utils.py):
+      KL = sum_{b,t} KL_{b,t} / (B*T) over *every* position given (prompt, answer and padding alike; ``mask``
+      unused). That is ``F.kl_div(log pi_theta.view(-1, V), log pi_ref.view(-1, V), reduction="batchmean",
+      log_target=True)``: the flattened view makes the B*T positions kl_div's "batch", so it is a mean per
+      position, not per sequence, and its value depends on the batch's padding;
+    - ``"answer_mean"`` (negtune's earlier form): KL = sum_{b,t} m_{b,t} KL_{b,t} / sum m over the answer tokens
+      ``mask``, so only the answer distributions are held to pi_ref.
     """
+    if reduction not in ("batchmean", "answer_mean"):
+        raise ValueError(f"reduction must be 'batchmean' or 'answer_mean', got {reduction!r}")
     ref_logp = ref_logits.float().log_softmax(-1)
     pol_logp = policy_logits.float().log_softmax(-1)
     kl = (ref_logp.exp() * (ref_logp - pol_logp)).sum(-1)
+    if reduction == "batchmean":
+        return kl.mean()
+    if mask is None:
+        raise ValueError("reduction 'answer_mean' needs the answer-token mask")
     mask = mask.to(kl.dtype)
     return (kl * mask).sum() / mask.sum().clamp(min=1)

@@ -79,7 +79,9 @@ def nft_token_loss(logps: torch.Tensor, old_logps: torch.Tensor, is_positive: to
 
     ``is_positive`` (B,), ``pass_rate`` r-hat (B,) clamped to ``clip``. ``neg_weight=0`` gives RFT.
     On-policy (R = 1) the gradient equals Dr.GRPO's with advantages +(1 - r-hat) / -r-hat once weighted by
-    omega = 1 - r-hat.
+    omega = 1 - r-hat. Off-policy (several updates per rollout) it does not: per token and weighted by omega,
+    d loss / d log pi is -omega for a positive (Dr.GRPO: -omega R) and omega r R / (1 - r R) for a negative
+    with R <= 1 (Dr.GRPO: r R); for R > 1 (x below eps = 1) the clipped value keeps Dr.GRPO's r R.
     """
     r = pass_rate.float().clamp(*clip).unsqueeze(-1)  # (B, 1)
     log_ratio = torch.clamp(logps - old_logps, max=10.0)

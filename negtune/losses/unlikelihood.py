@@ -70,19 +70,47 @@ def token_unlikelihood_loss(logits: torch.Tensor, labels: torch.Tensor, mask: to
 
 
 def repeat_ngram_mask(token_ids: torch.Tensor, n: int = 4, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Sequence-level UL mask: True at every token that completes an n-gram already seen earlier in the
-    same sequence (Welleck et al.'s sequence-level objective on the model's own continuations)."""
+    """Sequence-level UL candidates (Welleck et al. 2019, C^t_repeat-n): True at *every* token of an n-gram
+    that already occurred earlier in the same sequence (as the reference ``ngram_repeat_mask`` marks
+    ``mask[j:j+n]``), not only at the token that completes it.
+
+    An n-gram counts as seen once it has *started* earlier, so overlapping repeats (``7 7 7 7 7`` for n = 4)
+    are caught, as in the reference code. Unlike the reference loop (``range(len(x) - n)``), the last n-gram
+    of the sequence is checked too. ``mask`` (B, T): valid tokens; an n-gram touching an invalid one is skipped.
+    """
     B, T = token_ids.shape
     out = torch.zeros(B, T, dtype=torch.bool, device=token_ids.device)
     rows = token_ids.tolist()
     valid = mask.bool().tolist() if mask is not None else [[True] * T for _ in range(B)]
     for b in range(B):
         seen: set[tuple[int, ...]] = set()
-        for t in range(n - 1, T):
-            if not all(valid[b][t - n + 1 : t + 1]):
+        for s in range(T - n + 1):
+            if not all(valid[b][s : s + n]):
                 continue
-            gram = tuple(rows[b][t - n + 1 : t + 1])
+            gram = tuple(rows[b][s : s + n])
             if gram in seen:
-                out[b, t] = True
+                out[b, s : s + n] = True
             seen.add(gram)
     return out
+
+
+def sequence_unlikelihood_loss(logits: torch.Tensor, tokens: torch.Tensor, candidates: torch.Tensor,
+                               valid: torch.Tensor) -> torch.Tensor:
+    """Welleck et al. 2019 sequence-level unlikelihood on the model's own continuation y-hat:
+
+        L^t_ULS = - sum_{c in C^t} log(1 - p_theta(c | x, y-hat_<t))
+        C^t     = { y-hat_t } if y-hat_t lies in an n-gram of y-hat that already occurred earlier in y-hat
+                  (the paper's C^t_repeat-n; computed by ``repeat_ngram_mask`` as the reference code does),
+                  else {}
+        L_ULS   = (1/|valid|) * sum_t L^t_ULS
+
+    normalised by *all* continuation tokens (the reference's ``ntokens = pred_toks.numel()``), not by the
+    repeated ones: the push is proportional to how much of the continuation repeats (at 20% repetition, a
+    normaliser over the repeated tokens only would be 5x stronger). ``logits`` (B, T, V) aligned with
+    ``tokens`` (B, T); ``candidates`` and ``valid`` (B, T) boolean; a token must be valid to be a candidate.
+    """
+    valid = valid.bool()
+    cand = candidates.bool() & valid
+    safe = tokens.masked_fill(~cand, 0)
+    ul = -log1m_softmax(logits, safe.unsqueeze(-1)).squeeze(-1)
+    return (ul * cand.to(ul.dtype)).sum() / valid.sum().clamp(min=1)

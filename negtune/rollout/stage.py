@@ -62,7 +62,8 @@ class RolloutConfig:
     max_new_tokens: int = field(default=512, metadata={"help": "tokens per completion at most"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     stop: list[str] = field(default_factory=list, metadata={"help": "stop strings"})
-    logprobs: bool = field(default=False, metadata={"help": "store the sampler's per-token log-probs"})
+    logprobs: bool = field(default=False, metadata={
+        "help": "store the sampler's per-token log-probs and its token ids (offline NFT then uses them as pi_old)"})
     limit: int | None = field(default=None, metadata={"help": "first N prompts only"})
     shard_size: int = field(default=64, metadata={"help": "prompts per shard (the unit of resumption)"})
     batch_size: int = field(default=16, metadata={"help": "prompts per generate call (hf engine)"})
@@ -187,8 +188,8 @@ def _label_rows(records: list[dict], prompts: list, completions: list, verdicts:
                    "label": v.label, "answer": rec["answer"], "extracted": v.extracted, "verifier": cfg.verifier,
                    "finish_reason": c.finish_reason, "group_pass_rate": rate, "source": rec["source"],
                    "meta": meta, "num_tokens": len(c.token_ids)}
-            if cfg.logprobs:
-                row["logprobs"] = c.logprobs
+            if cfg.logprobs:  # the tokens too: re-tokenising the text need not give the sampler's tokens back
+                row["logprobs"], row["token_ids"] = c.logprobs, list(c.token_ids)
             rows.append(row)
     return rows
 

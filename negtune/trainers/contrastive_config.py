@@ -16,8 +16,10 @@ class ContrastiveRationaleConfig(TrainingArguments):
     Positives are verified-correct rationales (self-consistent with the gold). Negatives are failed
     rollouts plus *self-adversarial* rationales: sampled at high temperature from an earlier snapshot of
     the student (``snapshot_lag`` snapshots back), kept only when the verifier says they are wrong.
-    An online discriminator (mean-pooled token embeddings + linear head) weights samples: high-quality
-    positives up, high-quality (confusable) negatives down.
+    An online discriminator (mean-pooled token embeddings + linear head) weights samples by its quality score
+    s: positives by s, negatives (failed rollouts and self-adversarial ones alike) by 1 - s, so high-quality
+    (confusable) negatives are pushed less. The paper's min over each question's positive set and max over its
+    negative set are ``positive_set="min"`` / ``negative_set="max"``.
     """
 
     method: str = field(default="contrastive", metadata={"help": "fixed: lets a recipe name its method"})
@@ -26,7 +28,20 @@ class ContrastiveRationaleConfig(TrainingArguments):
     alpha_pos: float = field(default=0.5, metadata={"help": "a2: weight of the positive-rationale NLL"})
     alpha_neg: float = field(default=0.5, metadata={"help": "a3: weight of the negative margin term"})
     neg_decay: float = field(default=0.9, metadata={"help": "a3 is multiplied by this once per epoch"})
-    use_discriminator: bool = field(default=True, metadata={"help": "weight samples by an online discriminator"})
+    positive_set: str = field(default="mean", metadata={
+        "help": "how a question's positive rationales enter L_pos. 'min': the paper's many-to-one term, only the "
+                "positive with the lowest NLL (the one the student is closest to); 'mean' (default): every "
+                "positive, weighted. Default mean because negtune's positives are the student's own verified "
+                "rollouts, not a teacher's diverse rationales: all are correct, and min would train on 1 of K "
+                "per question, the one the student already rates most likely. min/max batch each question's "
+                "rationales together (a question cut by a batch boundary is reduced over each part)"})
+    negative_set: str = field(default="mean", metadata={
+        "help": "how a question's negative rationales enter L_neg. 'max': the paper's term, only the largest "
+                "hinge max(0, delta - NLL) (the negative the student finds most likely); 'mean' (default): "
+                "every negative, weighted, so every wrong rollout below the margin is pushed"})
+    use_discriminator: bool = field(default=True, metadata={
+        "help": "weight rationales by an online discriminator's quality score s: positives by s, negatives "
+                "(self-adversarial ones included, as in the paper) by 1 - s"})
     disc_dim: int = field(default=64, metadata={"help": "discriminator embedding size"})
     disc_lr: float = field(default=1e-3, metadata={"help": "discriminator learning rate (Adam)"})
     disc_warmup_steps: int = field(default=10, metadata={"help": "uniform weights until the discriminator trained"})
@@ -46,3 +61,6 @@ class ContrastiveRationaleConfig(TrainingArguments):
         super().__post_init__()
         if self.method != "contrastive":
             raise ValueError(f"--method {self.method!r} does not match this config (contrastive)")
+        if self.positive_set not in ("mean", "min") or self.negative_set not in ("mean", "max"):
+            raise ValueError(f"--positive_set must be mean|min and --negative_set mean|max, got "
+                             f"{self.positive_set!r}, {self.negative_set!r}")

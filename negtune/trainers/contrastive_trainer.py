@@ -58,6 +58,28 @@ def _per_row_nll(model, batch):
     return -logps.sum(-1) / mask.sum(-1).clamp(min=1)
 
 
+class QuestionGroupedSampler(torch.utils.data.Sampler):
+    """Each question's rows one after another, the questions in a random order drawn from ``seed + epoch``
+    (the Trainer calls ``set_epoch``), so a resumed run sees the same order."""
+
+    def __init__(self, groups: list[int], seed: int):
+        blocks: dict[int, list[int]] = {}
+        for i, g in enumerate(groups):
+            blocks.setdefault(int(g), []).append(i)
+        self.blocks, self.n, self.seed, self.epoch = list(blocks.values()), len(groups), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        order = torch.randperm(len(self.blocks), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        for q in order.tolist():
+            yield from self.blocks[q]
+
+
 class ContrastiveRationaleTrainer(NegtuneTrainer):
     """``ContrastiveRationaleTrainer(model, args, train_dataset=labeled, processing_class=tok)``.
 
@@ -73,18 +95,20 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
             raise ValueError("ContrastiveRationaleTrainer needs processing_class (the tokenizer)")
         tok = processing_class
         rows = training_rows(train_dataset, "labeled")
-        items, answers_done = [], set()
+        items, answers_done, questions = [], set(), {}
         self._gold: list[str | None] = []  # per item: the gold answer (verifies self-adversarial samples)
         for row in rows:
             gold = str(row["answer"]) if row.get("answer") not in (None, "") else None
-            ids, labels = encode_prompt_completion(tok, row["prompt"], row["completion"], args.max_length)
-            items.append({"input_ids": ids, "labels": labels, "kind": POSITIVE if row["label"] else NEGATIVE})
-            self._gold.append(gold)
             key = str(row["prompt"])
+            group = questions.setdefault(key, len(questions))  # QCRD's sets S+_i, S-_i are per question
+            ids, labels = encode_prompt_completion(tok, row["prompt"], row["completion"], args.max_length)
+            items.append({"input_ids": ids, "labels": labels, "kind": POSITIVE if row["label"] else NEGATIVE,
+                          "group": group})
+            self._gold.append(gold)
             if args.alpha_answer > 0 and gold is not None and key not in answers_done:
                 answers_done.add(key)
                 ids, labels = encode_prompt_completion(tok, row["prompt"], f"\\boxed{{{gold}}}", args.max_length)
-                items.append({"input_ids": ids, "labels": labels, "kind": ANSWER})
+                items.append({"input_ids": ids, "labels": labels, "kind": ANSWER, "group": group})
                 self._gold.append(gold)
         answered = keep_answered([(x["input_ids"], x["labels"]) for x in items], "contrastive train dataset",
                                  args.max_length)
@@ -114,6 +138,15 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         self._adversarial: deque = deque(maxlen=args.adversarial_pool_size)
         self._last_snapshot_step = -1
         self._rng = random.Random(args.seed)
+
+    def _get_train_sampler(self, train_dataset=None):
+        """QCRD's per-question min / max need a question's rationales in one micro-batch: then the batches are
+        whole questions in a seeded random order; otherwise the Trainer's own shuffle."""
+        if self.args.positive_set == "mean" and self.args.negative_set == "mean":
+            return super()._get_train_sampler(train_dataset)
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return QuestionGroupedSampler(dataset["group"], seed)
 
     # --- checkpointed state (exact resume) ---------------------------------------------------------------
     def _extra_state(self):
@@ -181,7 +214,8 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         for k in keep:
             completion_ids = tok(texts[k], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
             ids_k = (prompts[k] + completion_ids)[: a.max_length]
-            self._adversarial.append((ids_k, ([-100] * len(prompts[k]) + completion_ids)[: a.max_length]))
+            self._adversarial.append((ids_k, ([-100] * len(prompts[k]) + completion_ids)[: a.max_length],
+                                      int(inputs["group"][rows[k]])))
         self.record(adversarial_sampled=len(texts), adversarial_kept=len(keep))
 
     def _adversarial_batch(self, device):
@@ -189,7 +223,7 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
             return None
         picked = self._rng.sample(list(self._adversarial), min(self.args.adversarial_per_batch, len(self._adversarial)))
         collate = PaddedCollator(self.processing_class.pad_token_id)
-        batch = collate([{"input_ids": i, "labels": lab} for i, lab in picked])
+        batch = collate([{"input_ids": i, "labels": lab, "group": g} for i, lab, g in picked])
         return {k: v.to(device) for k, v in batch.items()}
 
     # --- online discriminator: gradient per micro-batch, one update per optimizer step -----------------------
@@ -225,39 +259,44 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         self.disc_opt.zero_grad(set_to_none=True)
 
     # --- loss ---------------------------------------------------------------------------------------------
-    def _weights(self, model, inputs, kinds):
+    def _quality(self, model, inputs, kinds):
+        """Trains the discriminator on this batch's rationales; returns its quality score s in (0, 1) per
+        row (no gradient to the model), or None (no discriminator, or still in its warm-up: uniform weights)."""
         if self.discriminator is None:
-            return None, None
+            return None
         ids, mask = inputs["input_ids"], inputs["attention_mask"]
         is_rat = kinds != ANSWER
         if is_rat.any() and model.training:  # not in evaluation (no step follows it)
             self._accumulate_discriminator(ids[is_rat], mask[is_rat], (kinds[is_rat] == POSITIVE).float())
         if self.state.global_step < self.args.disc_warmup_steps:
-            return None, None
+            return None
         with torch.no_grad():
-            quality = torch.sigmoid(self.discriminator(ids, mask))
-        pos_w, neg_w = quality[kinds == POSITIVE], 1.0 - quality[kinds == NEGATIVE]
-        pos_w = pos_w / pos_w.mean().clamp(min=1e-6) if pos_w.numel() else pos_w
-        neg_w = neg_w / neg_w.mean().clamp(min=1e-6) if neg_w.numel() else neg_w
-        return pos_w, neg_w
+            return torch.sigmoid(self.discriminator(ids, mask))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         a = self.args
         self._maybe_snapshot_and_sample(model, inputs)
-        kinds = inputs["kind"]
+        kinds, groups = inputs["kind"], inputs["group"]
+        pos, neg = kinds == POSITIVE, kinds == NEGATIVE
         nll = _per_row_nll(model, inputs)
-        pos_w, neg_w = self._weights(model, inputs, kinds)
-        neg_nll = nll[kinds == NEGATIVE]
+        quality = self._quality(model, inputs, kinds)
+        # QCRD's quality guidance: positives weighted by s, negatives by 1 - s (a confusable negative is
+        # pushed less); the loss takes weighted means, so the weights' scale does not matter
+        pos_w, neg_w = (None, None) if quality is None else (quality[pos], 1.0 - quality[neg])
+        neg_nll, neg_groups = nll[neg], groups[neg]
         adv = self._adversarial_batch(nll.device)
         if adv is not None:
-            adv_nll = _per_row_nll(model, adv)
-            neg_nll = torch.cat([neg_nll, adv_nll])
-            if neg_w is not None:
-                neg_w = torch.cat([neg_w, torch.ones_like(adv_nll)])
+            neg_nll = torch.cat([neg_nll, _per_row_nll(model, adv)])
+            neg_groups = torch.cat([neg_groups, adv["group"]])
+            if neg_w is not None:  # self-adversarial negatives are scored by the same discriminator
+                with torch.no_grad():
+                    adv_q = torch.sigmoid(self.discriminator(adv["input_ids"], adv["attention_mask"]))
+                neg_w = torch.cat([neg_w, 1.0 - adv_q])
         alpha_neg = a.alpha_neg * a.neg_decay ** math.floor(self.state.epoch or 0)
         loss, parts = contrastive_rationale_loss(
-            nll[kinds == POSITIVE], neg_nll, nll[kinds == ANSWER], pos_w, neg_w, delta=a.delta,
+            nll[pos], neg_nll, nll[kinds == ANSWER], pos_w, neg_w, delta=a.delta,
             alpha_answer=a.alpha_answer, alpha_pos=a.alpha_pos, alpha_neg=alpha_neg,
+            pos_groups=groups[pos], neg_groups=neg_groups, positive_set=a.positive_set, negative_set=a.negative_set,
         )
         self.record(positive_nll=parts["positive"], negative_margin=parts["negative"], answer_nll=parts["answer"],
                     alpha_neg=alpha_neg)

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 from trl import GRPOConfig
 
-NFT_LOSS_TYPES = ("dapo", "bnpo", "dr_grpo")  # the aggregations NFTTrainer implements
+from negtune.trainers.rlvr_config import DynamicSamplingFields, OffPolicyFields
+
+NFT_LOSS_TYPES = ("dapo", "bnpo", "dr_grpo", "token_sum")  # the aggregations NFTTrainer implements
 
 
 @dataclass
@@ -19,22 +21,40 @@ class _NFTFields:
     pass_rate_min: float = field(default=0.02, metadata={"help": "r-hat is clamped to [min, max]"})
     pass_rate_max: float = field(default=0.98, metadata={"help": "r-hat is clamped to [min, max]"})
     drop_homogeneous: bool = field(default=True, metadata={
-        "help": "drop groups whose samples are all right or all wrong (no signal in NFT's derivation)"})
+        "help": "leave out groups whose samples are all right or all wrong (no signal in NFT's derivation): online "
+                "they are replaced by dynamic_sampling, else masked; offline they are dropped"})
 
 
 @dataclass
-class NFTConfig(_NFTFields, GRPOConfig):
+class NFTConfig(_NFTFields, DynamicSamplingFields, OffPolicyFields, GRPOConfig):
     """Online NFT on TRL's GRPO machinery (generation, rewards, batching); the policy loss is NFT's.
 
-    ``loss_type`` chooses the aggregation only: ``dapo`` (global token mean, default), ``bnpo`` (token mean of
-    the micro-batch) or ``dr_grpo`` (sum / (batch x max_completion_length)); any other value is an error.
+    ``loss_type`` chooses the aggregation only: ``dapo`` (token mean over the generation batch, default: the
+    same aggregation as the GRPO and NGRPO baselines, so comparisons differ in the loss alone), ``bnpo`` (token
+    mean of the micro-batch), ``dr_grpo`` (sum / (batch x max_completion_length)) or ``token_sum`` (the NFT
+    reference's dp_actor.py: the token-loss sum of each mini-batch divided by a constant,
+    ``token_sum_divisor`` = 1000; its step size then grows with the number of tokens per update, which is why
+    it is not the default); any other value is an error.
+
+    Off-policy by default, as the paper trains: ``updates_per_generation`` 16 (512 prompts per rollout,
+    mini-batches of 32), and DAPO's dynamic sampling refills groups that are all right or all wrong.
     """
+
+    updates_per_generation: int | None = field(default=16, metadata={
+        "help": "optimizer steps per rollout (the NFT paper: 16); 1 = on-policy, where NFT equals Dr.GRPO. "
+                "Sets steps_per_generation = this x gradient_accumulation_steps unless steps_per_generation or "
+                "generation_batch_size is given"})
+    token_sum_divisor: float = field(default=1000.0, metadata={
+        "help": "loss_type token_sum: the constant the mini-batch's token-loss sum is divided by (reference: "
+                "1000)"})
 
     def __post_init__(self):
         super().__post_init__()
         if self.loss_type not in NFT_LOSS_TYPES:
             raise ValueError(f"--loss_type {self.loss_type!r}: NFT aggregates its loss with one of "
                              f"{', '.join(NFT_LOSS_TYPES)} (the others are GRPO losses, not aggregations)")
+        if self.token_sum_divisor <= 0:
+            raise ValueError(f"--token_sum_divisor {self.token_sum_divisor}: must be positive")
 
 
 @dataclass

@@ -8,7 +8,7 @@ import datasets
 import torch
 
 from negtune.data.io import DataError
-from negtune.data.prompts import encode_prompt_completion
+from negtune.data.prompts import as_chat, encode_prompt_completion, render_chat
 from negtune.data.rows import training_rows
 from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.rlvr import nft_prompt_weight, nft_token_loss
@@ -22,10 +22,12 @@ logger = logging.getLogger(__name__)
 class OfflineNFTTrainer(NegtuneTrainer):
     """``OfflineNFTTrainer(model, OfflineNFTConfig(...), train_dataset=labeled, processing_class=tok)``.
 
-    r-hat comes from each row's ``group_pass_rate``; pi_old (the sampler) is computed once before training
-    with the initial model, which is the sampler when the rollout used this model (the sampler's stored
-    ``logprobs`` are token-aligned with the sampler's own tokens, which re-tokenising text need not
-    reproduce, so they are not relied on). Groups with r-hat in {0, 1} are dropped (``drop_homogeneous``).
+    r-hat comes from each row's ``group_pass_rate``. pi_old is the sampler: a row that carries the sampler's
+    ``logprobs`` and ``token_ids`` (``negtune rollout --logprobs``) is trained on exactly those tokens with
+    those log-probs (temperature-1 log-probs, as the trainer's own); other rows get pi_old computed once
+    before training with the initial model, which is the sampler when the rollout used this model (text
+    re-tokenised need not give the sampler's tokens back, so log-probs without token ids are not used). The
+    log says which. Groups with r-hat in {0, 1} are dropped (``drop_homogeneous``).
     """
 
     method_name = "nft_offline"
@@ -49,12 +51,18 @@ class OfflineNFTTrainer(NegtuneTrainer):
                            "negatives" if args.neg_weight == 0 else "homogeneous groups")
         tok = processing_class
         model = load_for_training(model, peft_config)
-        encoded = [encode_prompt_completion(tok, r["prompt"], r["completion"], args.max_length) for r in kept]
-        answered = keep_answered(encoded, f"{self.method_name} train dataset", args.max_length)
-        if len(answered) < len(encoded):
-            encoded, kept = [encoded[j] for j in answered], [kept[j] for j in answered]
-        old = compute_reference_logps(model, encoded, tok.pad_token_id, per_token=True)
-        items = [{"index": i, "input_ids": ids, "labels": labels, "old_logps": [0.0] + o,
+        encoded, sampler_old = zip(*[_encode(tok, r, args.max_length) for r in kept])
+        answered = keep_answered(list(encoded), f"{self.method_name} train dataset", args.max_length)
+        encoded, sampler_old, kept = ([seq[j] for j in answered] for seq in (encoded, sampler_old, kept))
+        missing = [j for j, o in enumerate(sampler_old) if o is None]
+        computed = compute_reference_logps(model, [encoded[j] for j in missing], tok.pad_token_id, per_token=True)
+        old = list(sampler_old)
+        for j, o in zip(missing, computed):
+            old[j] = [0.0] + o
+        self.pi_old_source = {"sampler": len(old) - len(missing), "initial_model": len(missing)}
+        logger.info("offline %s: pi_old from the sampler's stored log-probs for %d rows, computed once with the "
+                    "initial model for %d rows", args.method, len(old) - len(missing), len(missing))
+        items = [{"index": i, "input_ids": ids, "labels": labels, "old_logps": o,
                   "is_positive": bool(r["label"]), "pass_rate": float(r["group_pass_rate"])}
                  for i, ((ids, labels), o, r) in enumerate(zip(encoded, old, kept))]
         n_pos = sum(x["is_positive"] for x in items)
@@ -79,6 +87,18 @@ class OfflineNFTTrainer(NegtuneTrainer):
                         positive_frac=inputs["is_positive"].float().mean())
         self.check_finite(loss, inputs)
         return loss
+
+
+def _encode(tok, row: dict, max_length: int) -> tuple[tuple[list[int], list[int]], list[float] | None]:
+    """(input_ids, labels) and, when the row carries the sampler's tokens and log-probs, pi_old per position
+    (aligned with input_ids: log pi_old(ids[t] | ids[<t]), 0 on prompt positions); else None."""
+    token_ids, logprobs = row.get("token_ids"), row.get("logprobs")
+    if not token_ids or not logprobs or len(token_ids) != len(logprobs):
+        return encode_prompt_completion(tok, row["prompt"], row["completion"], max_length), None
+    prompt_ids = render_chat(tok, as_chat(row["prompt"]))
+    ids = (prompt_ids + list(token_ids))[:max_length]
+    labels = ([-100] * len(prompt_ids) + list(token_ids))[:max_length]
+    return (ids, labels), ([0.0] * len(prompt_ids) + [float(x) for x in logprobs])[:max_length]
 
 
 class _OldLogpsCollator(PaddedCollator):

@@ -14,33 +14,33 @@ class NFTTrainer(GroupRewardsMixin, GRPOTrainer):
     """``NFTTrainer(model, reward_funcs=VerifierReward("math"), args=NFTConfig(...), train_dataset=...)``.
 
     r-hat per group is computed from the gathered rewards *before* TRL shuffles and splits the batch, and
-    travels with each sample (``nft_pass_rate``, ``nft_positive``). ``neg_weight=0`` gives RFT.
+    travels with each sample (``nft_pass_rate``, ``nft_positive``). ``neg_weight=0`` gives RFT. pi_old is TRL's
+    ``old_per_token_logps`` (the model that generated, recomputed once per rollout) whenever the run is
+    off-policy (``updates_per_generation`` > 1) or samples with vLLM; under vLLM TRL's importance-sampling
+    correction (trainer vs vLLM probabilities, ``vllm_importance_sampling_correction``) multiplies the per-token
+    loss exactly as in GRPO.
     """
 
-    _homogeneous_note = "NFT drops such groups (drop_homogeneous)"
+    _homogeneous_note = "NFT masks such groups (drop_homogeneous): no update from this batch"
 
     def __init__(self, *args, **kwargs):
         if not isinstance(kwargs.get("args"), NFTConfig):
             raise TypeError("NFTTrainer needs args=NFTConfig(...)")
         super().__init__(*args, **kwargs)
+        self._check_dynamic_sampling()
 
-    def _generate_and_score_completions(self, inputs):
-        output = super()._generate_and_score_completions(inputs)
-        mode = "train" if self.model.training else "eval"
-        rewards = self._group_rewards()
-        rate = group_pass_rates(rewards, self.num_generations)
+    def _postprocess(self, output, rewards, all_correct, mode):
+        g_size = self.num_generations
+        rate = group_pass_rates(rewards, g_size)
         local = self._process_slice(output["completion_ids"].shape[0])
         device = output["completion_mask"].device
-        self._log_group_kinds(rewards, mode)
         output["nft_pass_rate"] = rate[local].to(device)
         output["nft_positive"] = (torch.nan_to_num(rewards, nan=0.0) > 0.5)[local].to(device)
-        undecided = torch.isnan(rewards)[local].to(device)
-        drop = undecided.clone()
-        if self.args.drop_homogeneous:
-            drop |= ((rate == 0) | (rate == 1))[local].to(device)
-        self._drop_rows(output, drop)  # every rank calls it: the token count is gathered across ranks
-        self._metrics[mode]["nft/dropped_frac"].append(drop.float().mean().item())
-        return output
+        self._drop_rows(output, torch.isnan(rewards)[local].to(device))  # undecided samples: no label
+        group_rate = rate.view(-1, g_size)[:, 0]
+        if not self.args.drop_homogeneous:
+            return torch.zeros_like(group_rate, dtype=torch.bool)
+        return (group_rate == 0) | (group_rate == 1)
 
     def _compute_loss(self, model, inputs):
         a = self.args
@@ -56,9 +56,13 @@ class NFTTrainer(GroupRewardsMixin, GRPOTrainer):
         per_token = nft_token_loss(logps, old, inputs["nft_positive"], rate, eps=a.nft_eps,
                                    clip=(a.pass_rate_min, a.pass_rate_max), neg_weight=a.neg_weight)
         per_token = per_token * nft_prompt_weight(rate, a.prompt_weight).unsqueeze(1)
+        if self.use_vllm and self.vllm_importance_sampling_correction:  # as TRL's GRPO loss: vLLM != trainer
+            per_token = per_token * inputs["importance_sampling_ratio"]
         mode = "train" if self.model.training else "eval"
         accum = self.current_gradient_accumulation_steps if mode == "train" else 1.0
-        if self.loss_type == "dr_grpo":
+        if self.loss_type == "token_sum":  # the NFT reference: each mini-batch's token sum / a constant
+            loss = (per_token * mask).sum() / a.token_sum_divisor
+        elif self.loss_type == "dr_grpo":
             loss = (per_token * mask).sum() / (per_token.size(0) * self.max_completion_length) / accum
         elif self.loss_type == "bnpo":
             loss = (per_token * mask).sum() / mask.sum().clamp(min=1.0) / accum

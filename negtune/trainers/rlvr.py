@@ -31,10 +31,26 @@ def explain_config_error(error: ValueError) -> ValueError:
     return ValueError(
         f"non-divisible batch: generation_batch_size ({size}) must be divisible by num_generations ({groups}). "
         f"The generation batch is --per_device_train_batch_size x {procs} process(es) x --steps_per_generation "
-        f"(default: --gradient_accumulation_steps), or --generation_batch_size when given; it must hold whole "
+        f"(default: --updates_per_generation x --gradient_accumulation_steps), or --generation_batch_size when "
+        f"given; it must hold whole "
         f"groups of --num_generations {groups} completions per prompt: make it a multiple of {groups} "
         f"(e.g. {', '.join(str(m) for m in (size // groups * groups, size // groups * groups + groups) if m)}) "
         f"or change --num_generations")
+
+
+def check_generation_batch(args, train_dataset) -> None:
+    """TRL's sampler yields whole generation batches only: a training set with fewer prompts than one rollout
+    needs would train on nothing. Say so, with the flags that set the rollout's size."""
+    if not hasattr(train_dataset, "__len__"):
+        return
+    prompts = args.generation_batch_size // args.num_generations
+    if len(train_dataset) < prompts:
+        raise ValueError(
+            f"the training set has {len(train_dataset)} prompts but one rollout (generation batch) needs {prompts}: "
+            f"--per_device_train_batch_size {args.per_device_train_batch_size} x processes x "
+            f"--steps_per_generation {args.steps_per_generation} (= --updates_per_generation x "
+            f"--gradient_accumulation_steps) / --num_generations {args.num_generations}; use more prompts or lower "
+            f"--updates_per_generation")
 
 
 def online_config(method: str, **kwargs: Any):
@@ -52,5 +68,6 @@ def build_online_trainer(method: str, model, train_dataset, processing_class, ar
     """An online trainer for ``method`` with negtune's verifier as the reward function."""
     args = args if args is not None else online_config(method, **config_kwargs)
     cls = methods.get(method).trainer_class
+    check_generation_batch(args, train_dataset)
     return cls(model=model, reward_funcs=VerifierReward(verifier), args=args, train_dataset=train_dataset,
                processing_class=processing_class, peft_config=peft_config)

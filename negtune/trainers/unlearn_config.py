@@ -13,13 +13,15 @@ UNLEARN_METHODS = methods.names("unlearn")
 
 @dataclass
 class UnlearnConfig(TrainingArguments):
-    """Unlearning on a forget set, with one retain batch per forget batch (TOFU practice).
+    """Unlearning on a forget set; each forget example is paired with a retain example drawn afresh at every
+    access (open-unlearning's ``ForgetRetainDataset``; reproducible from ``data_seed``/``seed``).
 
     Each method's objective is its entry in the registry (``negtune.methods``; the losses are in
     ``negtune.losses.npo``), with gamma = ``forget_weight`` and alpha = ``retain_weight``:
     ``ga``: gamma * L_GA; ``graddiff``: -gamma * NLL_forget + alpha * NLL_retain; ``npo``: gamma * L_NPO;
     ``npo_rt``: gamma * L_NPO + alpha * NLL_retain; ``npo_kl``: gamma * L_NPO + alpha * KL(pi_ref || pi_theta) on
-    the retain batch; ``simnpo``: gamma * L_SimNPO (+ alpha * NLL_retain when a retain set is given).
+    the retain batch (averaged as ``kl_reduction`` says); ``simnpo``: gamma * L_SimNPO (+ alpha * NLL_retain when a
+    retain set is given; its margin as ``simnpo_delta_form`` says).
     Unset fields take the method's registry defaults (``beta``: 0.1 for the NPO family, 2.5 for SimNPO).
     """
 
@@ -32,7 +34,22 @@ class UnlearnConfig(TrainingArguments):
                                                                  "(open-unlearning SimNPO on TOFU: 0.1375 / 0.125)"})
     retain_weight: float = field(default=1.0, metadata={"help": "alpha: weight of the retain term"})
     simnpo_delta: float = field(default=0.0, metadata={"help": "SimNPO's reward margin gamma (0 on TOFU)"})
+    simnpo_delta_form: str = field(default="reference", metadata={"help": (
+        "how SimNPO's margin enters: 'reference' (default; the SimNPO authors' code and open-unlearning): "
+        "-(2/beta) log sigmoid(-(beta/|y|) log pi(y|x) - beta*delta), the margin scaled by beta, as every published "
+        "SimNPO setting was tuned; 'paper' (the paper's equation): ... - delta), unscaled. Equal when delta = 0"),
+        "choices": ["reference", "paper"]})
+    kl_reduction: str = field(default="batchmean", metadata={"help": (
+        "npo_kl: how KL(pi_ref || pi) on the retain batch is averaged. 'batchmean' (default; open-unlearning's "
+        "F.kl_div(..., reduction='batchmean', log_target=True) over the flattened logits): the mean over every "
+        "position of the padded retain batch (B x T: prompt, answer and padding), so it also holds the prompt "
+        "distributions to pi_ref and its scale depends on the padding; 'answer_mean' (negtune's earlier form): "
+        "the mean over the retain answer tokens only"), "choices": ["batchmean", "answer_mean"]})
     max_length: int = field(default=512, metadata={"help": "truncate prompt+answer to this many tokens"})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "system message before each question (chat templates); give the one the model will be "
+                "evaluated with (open-unlearning's Llama-3.2 models: 'You are a helpful assistant.', as "
+                "negtune eval tofu --system-prompt)"})
     ref_cache_dir: str | None = field(
         default=None, metadata={"help": "cache of reference log-probs (default $NEGTUNE_CACHE/ref_logps)"}
     )
@@ -46,3 +63,7 @@ class UnlearnConfig(TrainingArguments):
             self.beta = methods.get(self.method).defaults.get("beta", 0.1)
         if self.beta <= 0:
             raise ValueError(f"--beta must be > 0, got {self.beta}")
+        if self.simnpo_delta_form not in ("reference", "paper"):
+            raise ValueError(f"--simnpo_delta_form must be 'reference' or 'paper', got {self.simnpo_delta_form!r}")
+        if self.kl_reduction not in ("batchmean", "answer_mean"):
+            raise ValueError(f"--kl_reduction must be 'batchmean' or 'answer_mean', got {self.kl_reduction!r}")

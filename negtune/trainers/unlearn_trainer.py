@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-import random
 
 import datasets
+import numpy as np
 import torch
 
 from negtune import methods
@@ -27,6 +27,7 @@ class UnlearnTrainer(NegtuneTrainer):
     question/answer rows (a Dataset, a list of dicts, a file, a TOFU split name). The method's objective, and
     whether it needs reference log-probs or retain data, are its entry in :mod:`negtune.methods`.
     ``model``: a model or a path; ``peft_config``: LoRA through PEFT (the output is then an adapter).
+    Each forget example meets a retain example drawn afresh at every access (:func:`retain_index`).
     Reference log-probs of the forget set are computed once and cached (no second model in memory);
     only ``npo_kl`` needs pi_ref on fresh retain batches: under LoRA it runs the base with the adapter
     disabled, in full-parameter training it keeps a frozen copy (pass ``ref_model`` to reuse one).
@@ -48,22 +49,17 @@ class UnlearnTrainer(NegtuneTrainer):
         self.method_name = args.method
         model = load_for_training(model, peft_config)
         tok = processing_class
-        enc = lambda p, a: encode_prompt_completion(tok, p, a, args.max_length)  # noqa: E731
+        enc = lambda p, a: encode_prompt_completion(tok, p, a, args.max_length,  # noqa: E731
+                                                    system_prompt=args.system_prompt)
         forget_ex = [enc(r["prompt"], r["answer"]) for r in forget]
         retain_ex = [enc(r["prompt"], r["answer"]) for r in retain]
         forget_ex = [forget_ex[j] for j in keep_answered(forget_ex, "forget dataset", args.max_length)]
         if retain_ex:
             retain_ex = [retain_ex[j] for j in keep_answered(retain_ex, "retain dataset", args.max_length)]
-        rng = random.Random(args.seed)
-        order = list(range(len(retain_ex)))
-        rng.shuffle(order)
-        rows = []
-        for i, (ids, labels) in enumerate(forget_ex):
-            row = {"index": i, "forget_input_ids": ids, "forget_labels": labels}
-            if retain_ex:
-                r_ids, r_labels = retain_ex[order[i % len(order)]]
-                row.update(retain_input_ids=r_ids, retain_labels=r_labels)
-            rows.append(row)
+        # the dataset holds the forget side only: the retain partner is drawn per step in compute_loss
+        self._retain_ex = retain_ex if self.method_spec.retain is not None else []
+        rows = [{"index": i, "forget_input_ids": ids, "forget_labels": labels}
+                for i, (ids, labels) in enumerate(forget_ex)]
         self.ref_cache_file = None
         if self.method_spec.needs_reference:
             ref, self.ref_cache_file, self.ref_cache_hit = cached_reference_logps(
@@ -93,10 +89,12 @@ class UnlearnTrainer(NegtuneTrainer):
         _, logps, n_tok, forget_nll = self._nll_and_logps(model, inputs, "forget")
         ref = inputs["forget_ref_logps"].to(logps.dtype) if spec.needs_reference else None
         retain_nll = retain_kl = None
-        if spec.retain is not None and "retain_input_ids" in inputs:
-            retain_logits, _, _, retain_nll = self._nll_and_logps(model, inputs, "retain")
+        if self._retain_ex:
+            retain = self._retain_batch(inputs)
             if spec.retain == "kl":
-                retain_kl = self._retain_kl(model, inputs, retain_logits)
+                retain_kl, retain_nll = self._retain_kl(model, retain)
+            else:
+                retain_nll = self._nll_and_logps(model, retain, "retain")[3]
         terms = UnlearnTerms(logps=logps, n_tokens=n_tok, forget_nll=forget_nll, ref_logps=ref,
                              retain_nll=retain_nll, retain_kl=retain_kl)
         loss = spec.unlearn_objective(terms, a)
@@ -106,15 +104,51 @@ class UnlearnTrainer(NegtuneTrainer):
         self.check_finite(loss, inputs)
         return loss
 
-    def _retain_kl(self, model, inputs, retain_logits):
-        pol, cols = retain_logits
-        args = (inputs["retain_input_ids"], inputs["retain_attention_mask"], inputs["retain_labels"])
+    def _retain_batch(self, inputs):
+        """The retain partners of this batch's forget examples, collated on the batch's device."""
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        picks = [retain_index(seed, self.state.global_step, i, len(self._retain_ex)) for i in inputs["index"].tolist()]
+        batch = self.data_collator([{"retain_input_ids": self._retain_ex[j][0], "retain_labels": self._retain_ex[j][1]}
+                                    for j in picks])
+        return {k: v.to(inputs["forget_input_ids"].device) for k, v in batch.items()}
+
+    def _retain_kl(self, model, batch):
+        """KL(pi_ref || pi_theta) on the retain batch, averaged as ``kl_reduction`` says, and the retain NLL (logged).
+        "batchmean" averages over every position (open-unlearning's KL covers prompt and padding too), so it needs
+        the full logits; "answer_mean" only the answer columns."""
+        ids, att, labels = batch["retain_input_ids"], batch["retain_attention_mask"], batch["retain_labels"]
+        every_position = self.args.kl_reduction == "batchmean"
+
+        def run(m):
+            if every_position:
+                return m(input_ids=ids, attention_mask=att).logits, slice(1, None)
+            return target_logits(m, ids, att, labels)
+
+        pol, cols = run(model)
         with torch.no_grad():
             if self.ref_model is not None:
-                ref, _ = target_logits(self.ref_model, *args)
+                ref, _ = run(self.ref_model)
             else:
                 with self.accelerator.unwrap_model(model).disable_adapter():
-                    ref, _ = target_logits(model, *args)
-        kl = kl_ref_policy(pol, ref, inputs["retain_labels"][:, cols] != -100)
+                    ref, _ = run(model)
+        answer = pol[:, :-1] if every_position else pol  # the columns that predict labels[:, cols]
+        tok_logps, mask = token_logps(answer, labels[:, cols])
+        kl = kl_ref_policy(pol, ref, mask, self.args.kl_reduction)
         self.record(retain_kl=kl)
-        return kl
+        return kl, -tok_logps.sum() / mask.sum().clamp(min=1)
+
+
+def retain_index(seed: int, step: int, forget_index: int, n_retain: int) -> int:
+    """The retain example paired with forget example ``forget_index`` at optimizer step ``step``: uniform over the
+    ``n_retain`` retain examples, drawn afresh at every access as open-unlearning's ``ForgetRetainDataset`` does
+    (one fixed pairing would show a TOFU forget10 run only 400 of retain90's 3,600 examples).
+
+    A pure function of (seed, step, index) rather than a draw from a running generator: an index is seen once per
+    epoch and an optimizer step never spans two epochs, so each access gets its own draw, and the draws are the
+    same whatever the process count, rank, dataloader workers or resume point (the Trainer restores
+    ``global_step``). open-unlearning's ``torch.randint`` in ``__getitem__`` reads the global RNG instead, so its
+    pairs depend on whatever else drew from it, on the dataloader workers, and on every rank being seeded alike.
+    Keyed by step, not epoch, because the Trainer does not pass the epoch to a map-style dataset reliably
+    (accelerate forwards ``set_epoch`` to the sampler instead).
+    """
+    return int(np.random.default_rng((seed, step, forget_index)).integers(n_retain))

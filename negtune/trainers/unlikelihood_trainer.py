@@ -11,6 +11,7 @@ from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses import negative_unlikelihood_loss, repeat_ngram_mask, token_unlikelihood_loss
 from negtune.losses.logps import target_logits, token_logps
+from negtune.losses.unlikelihood import sequence_unlikelihood_loss
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
@@ -80,21 +81,42 @@ class UnlikelihoodTrainer(NegtuneTrainer):
         return loss
 
     def _sequence_ul_step(self, model, inputs):
-        """Welleck's sequence-level step: greedy continuations of the prompts, repeated n-grams pushed down."""
-        a = self.args
-        pad = self.processing_class.pad_token_id
-        out, mask = generate_from_prompts(self.accelerator.unwrap_model(model), batch_prompts(inputs), pad,
-                                          inputs["input_ids"].device, do_sample=False,
-                                          max_new_tokens=a.seq_ul_max_new_tokens)
+        """Welleck's sequence-level step (the reference's ``ul_seq``): greedy continuations of the last
+        ``seq_ul_prefix_length`` prompt tokens, every token of a repeated n-gram pushed down, the sum divided
+        by the number of continuation tokens."""
+        a, tok = self.args, self.processing_class
+        prefixes = [p[-a.seq_ul_prefix_length:] if a.seq_ul_prefix_length else p for p in batch_prompts(inputs)]
+        bare = self.accelerator.unwrap_model(model)
+        out, mask = generate_from_prompts(bare, prefixes, tok.pad_token_id, inputs["input_ids"].device,
+                                          do_sample=False, max_new_tokens=a.seq_ul_max_new_tokens)
         width = mask.shape[1]
         cont = out[:, width:]
-        cont_valid = cont != pad
+        cont_valid = continuation_mask(cont, _stop_ids(bare, tok))
         full_mask = torch.cat([mask, cont_valid.long()], dim=1)
-        logits = model(input_ids=out, attention_mask=full_mask).logits[:, width - 1 : -1]
+        # positions counted from each row's first real token, as generate counts them under left padding
+        # (a shift would change the logits of a model with absolute position embeddings)
+        positions = (full_mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=out, attention_mask=full_mask, position_ids=positions).logits[:, width - 1 : -1]
         rep = repeat_ngram_mask(cont, a.seq_ul_ngram, cont_valid)
         self.record(seq_ul_repeat_fraction=rep.float().sum() / cont_valid.sum().clamp(min=1))
-        if not rep.any():
-            return logits.sum() * 0.0  # nothing repeated: a zero loss that keeps the graph
-        loss = negative_unlikelihood_loss(logits, cont, rep)
+        loss = sequence_unlikelihood_loss(logits, cont, rep, cont_valid)  # zero, with a graph, if nothing repeats
         self.record(seq_ul=loss)
         return loss
+
+
+def _stop_ids(model, tok) -> set[int]:
+    """Token ids that end a continuation: the tokenizer's EOS and the generation config's (often a list)."""
+    ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])
+    return ids
+
+
+def continuation_mask(cont: torch.Tensor, stop_ids: set[int]) -> torch.Tensor:
+    """True up to and including each row's first stop token: ``generate`` pads after it (often with the EOS
+    id itself, so comparing with the pad id would drop the real EOS too)."""
+    stop = torch.zeros_like(cont, dtype=torch.bool)
+    for i in stop_ids:
+        stop |= cont == i
+    before = stop.long().cumsum(-1) - stop.long()  # stops strictly before each position
+    return before == 0

@@ -6,8 +6,9 @@ generations, truth ratio; then forget quality (KS test of forget-set truth ratio
 model's, read from its eval log) and model utility (harmonic mean of the 9 non-forget numbers).
 
 - :mod:`~negtune.evaluation.tofu.metrics`: the metrics as pure functions of per-example numbers;
-- :mod:`~negtune.evaluation.tofu.scorer`: :class:`TofuScorer` (batched answer NLLs, batched greedy generation)
-  and :func:`score_split` (the per-example values of one eval set);
+- :mod:`~negtune.evaluation.tofu.scorer`: :class:`TofuScorer` (batched answer NLLs, question + answer tokenized
+  together and the question masked as TOFU and open-unlearning do, optional TOFU-style ``max_length``; batched
+  greedy generation; the prompt format's fingerprint) and :func:`score_split` (per-example values of one eval set);
 - :mod:`~negtune.evaluation.tofu.run`: :class:`TofuEvalConfig`, :func:`evaluate_tofu` and the eval log
   (``eval_log.json``, what another run's ``--retain-log`` reads);
 - :mod:`~negtune.evaluation.tofu.report`: :func:`write_tofu_report` (``report.md`` + ``tofu_metrics.png``).
@@ -33,9 +34,9 @@ from negtune.evaluation.tofu.run import (
     load_eval_sets,
     read_eval_log,
 )
-from negtune.evaluation.tofu.scorer import TEMPLATES, TofuScorer, score_split
+from negtune.evaluation.tofu.scorer import PROBE, TEMPLATES, TofuScorer, score_split
 
-__all__ = ["LOG_VERSION", "SPLITS", "TEMPLATES", "UTILITY_KEYS", "TofuEvalConfig", "TofuScorer", "aggregate",
+__all__ = ["LOG_VERSION", "PROBE", "SPLITS", "TEMPLATES", "UTILITY_KEYS", "TofuEvalConfig", "TofuScorer", "aggregate",
            "evaluate_tofu", "fingerprint", "forget_quality", "load_eval_sets", "model_utility",
            "normalized_probability", "read_eval_log", "rouge_l_recall", "score_split", "truth_ratio",
            "truth_ratio_score", "write_tofu_report"]

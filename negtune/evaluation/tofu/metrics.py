@@ -15,7 +15,11 @@ def truth_ratio(paraphrased_nll, perturbed_nll) -> np.ndarray:
 
         TR = P̄_perturbed / P̄_paraphrased,  P̄ = exp(−mean token NLL),
 
-    with P̄_perturbed the geometric mean over the perturbed answers, i.e. exp(−mean_j NLL_j).
+    with P̄_perturbed the geometric mean over the perturbed answers, i.e. exp(−mean_j NLL_j). TOFU's own code
+    disagrees with itself here: ``utils.get_model_utility`` takes the arithmetic mean of the perturbed
+    probabilities, ``aggregate_eval_stat.get_model_utility`` and both ``get_forget_quality`` the mean of their
+    NLLs (the geometric mean); negtune follows the latter, as open-unlearning does (``aggregate_to_1D`` over the
+    losses in ``evals/metrics/memorization.truth_ratio``).
     ``paraphrased_nll``: (N,); ``perturbed_nll``: (N, K) or N lists (K may differ per example).
     For real authors / world facts the gold answer plays the paraphrased answer's role.
     """

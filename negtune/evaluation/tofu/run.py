@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from negtune.data.io import DataError, atomic_write_text, out_lock
+from negtune.data.prompts import PINNED_DATE, parse_date
 from negtune.evaluation.tofu.metrics import (
     SPLITS,
     UTILITY_KEYS,
@@ -30,6 +32,7 @@ from negtune.evaluation.tofu.scorer import TofuScorer, score_split
 from negtune.utils import threads
 
 LOG_VERSION = 1
+logger = logging.getLogger(__name__)
 
 
 def fingerprint(questions: list[str]) -> str:
@@ -59,6 +62,26 @@ def read_eval_log(path: str | Path) -> dict[str, Any]:
     return log
 
 
+def check_template(retain_log: dict[str, Any], path: str, ours: str, cfg: TofuEvalConfig) -> dict[str, str]:
+    """Refuse a retain log whose prompts were rendered otherwise (forget quality compares the truth ratios of the
+    same prompts); a log from before fingerprints were recorded gets a warning (returned as a note)."""
+    theirs = retain_log.get("template_fingerprint")
+    if theirs is None:
+        note = (f"--retain-log {path} records no prompt-template fingerprint (written by an older negtune): "
+                f"cannot check that its prompts match this run's (fingerprint {ours}); forget quality assumes so")
+        logger.warning(note)
+        return {"template": note}
+    if theirs != ours:
+        s = retain_log.get("settings", {})
+        raise DataError(
+            f"--retain-log {path}: its prompts were rendered with another template (fingerprint {theirs}: template "
+            f"{s.get('template')!r}, system prompt {s.get('system_prompt')!r}, date {s.get('date')!r}) than this "
+            f"run's (fingerprint {ours}: template {cfg.template!r}, system prompt {cfg.system_prompt!r}, date "
+            f"{cfg.date!r}); forget quality needs both models scored on the same prompts: rerun one of them with "
+            "the other's --template / --system-prompt / --date")
+    return {}
+
+
 @dataclass
 class TofuEvalConfig:
     """``negtune eval tofu`` settings (its flags are these fields)."""
@@ -74,7 +97,14 @@ class TofuEvalConfig:
         "help": "eval_log.json of a retain-only model: gives forget quality"})
     template: str = field(default="chat", metadata={
         "help": "chat (the tokenizer's template), llama2, llama3, qa, none, or a string containing '{question}'"})
-    system_prompt: str | None = field(default=None, metadata={"help": "system prompt (chat template)"})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "system prompt (chat template); open-unlearning's Llama-3.x models: 'You are a helpful assistant.'"})
+    date: str = field(default=PINNED_DATE, metadata={
+        "help": "today's date for chat templates that print it (Llama-3.x), pinned so prompts never depend on "
+                "the clock; default: open-unlearning's date_string"})
+    max_length: int | None = field(default=None, metadata={
+        "help": "truncate question + answer to this many tokens before scoring (TOFU's own eval: 200); "
+                "default: no truncation, as open-unlearning"})
     batch_size: int = field(default=8, metadata={
         "help": "questions per forward pass (each brings 1 + 1 + K answers)"})
     generation_batch_size: int = field(default=32, metadata={
@@ -91,6 +121,12 @@ class TofuEvalConfig:
         check_run_values(self)
         if self.max_new_tokens < 1:
             raise ValueError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError(f"--max-length must be >= 2 tokens, got {self.max_length}")
+        try:
+            parse_date(self.date)
+        except ValueError as e:
+            raise ValueError(f"--date: {e}") from None
 
 
 def load_eval_sets(forget_split: str, root: str | None, limit: int | None) -> dict[str, list[dict]]:
@@ -114,6 +150,12 @@ def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dic
 
     retain_log = read_eval_log(cfg.retain_log) if cfg.retain_log else None  # fail before the slow part
     sets = load_eval_sets(cfg.forget_split, cfg.tofu_root, cfg.limit)
+    if retain_log is not None:
+        theirs, questions = retain_log["splits"]["forget"], [r["question"] for r in sets["forget"]]
+        if theirs.get("fingerprint") != fingerprint(questions):
+            raise DataError(f"--retain-log {cfg.retain_log}: it was computed on other forget questions "
+                            f"({theirs.get('n')} questions of split {retain_log.get('forget_split')!r}; this run "
+                            f"has {len(questions)} of {cfg.forget_split!r}, limit {cfg.limit})")
     if model is None:
         from negtune.models.loading import load_model_and_tokenizer, resolve_adapter
 
@@ -122,7 +164,11 @@ def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dic
         model, tokenizer = load_model_and_tokenizer(name, adapter=adapter, dtype=cfg.dtype, device=device,
                                                     trust_remote_code=cfg.trust_remote_code, merge_adapter=True)
     scorer = TofuScorer(model, tokenizer, cfg.template, cfg.system_prompt, cfg.batch_size, cfg.max_new_tokens,
-                        cfg.generation_batch_size)
+                        cfg.generation_batch_size, cfg.date, cfg.max_length)
+    template_fp, probe = scorer.template_fingerprint()
+    notes = {}
+    if retain_log is not None:  # before the slow part
+        notes.update(check_template(retain_log, cfg.retain_log, template_fp, cfg))
     t0 = time.monotonic()
     per_split = {}
     bar = tqdm(total=sum(len(v) for v in sets.values()), unit="question", desc="tofu eval", disable=not progress)
@@ -132,15 +178,9 @@ def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dic
         per_split[split] = score_split(scorer, sets[split], split, progress=bar.update)
     bar.close()
     metrics = aggregate(per_split)
-    notes = {}
     if retain_log is not None:
-        theirs = retain_log["splits"]["forget"]
-        ours = per_split["forget"]
-        if theirs.get("fingerprint") != fingerprint(ours["question"]):
-            raise DataError(f"--retain-log {cfg.retain_log}: it was computed on other forget questions "
-                            f"({theirs.get('n')} questions of split {retain_log.get('forget_split')!r}; this run "
-                            f"has {len(ours['question'])} of {cfg.forget_split!r}, limit {cfg.limit})")
-        metrics["forget_quality"] = forget_quality(ours["truth_ratio"], theirs["truth_ratio"])
+        metrics["forget_quality"] = forget_quality(per_split["forget"]["truth_ratio"],
+                                                   retain_log["splits"]["forget"]["truth_ratio"])
     else:
         metrics["forget_quality"] = None
         notes["forget_quality"] = ("missing: forget quality compares this model's forget-set truth ratios with "
@@ -151,11 +191,12 @@ def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dic
     out.mkdir(parents=True, exist_ok=True)
     settings = asdict(cfg)
     log = {"negtune_tofu_eval_log": LOG_VERSION, "forget_split": cfg.forget_split, "settings": settings,
+           "template_fingerprint": template_fp, "template_probe": probe,
            "splits": {s: {"n": len(v["question"]), "fingerprint": fingerprint(v["question"]), **v}
                       for s, v in per_split.items()}}
     atomic_write_text(out / "eval_log.json", json.dumps(log))
-    results = {"settings": settings, "metrics": metrics, "notes": notes, "seconds": round(seconds, 1),
-               "questions": {s: len(v) for s, v in sets.items()}}
+    results = {"settings": settings | {"template_fingerprint": template_fp}, "metrics": metrics, "notes": notes,
+               "seconds": round(seconds, 1), "questions": {s: len(v) for s, v in sets.items()}}
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     write_tofu_report(results, out)
     return results
