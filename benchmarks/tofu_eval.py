@@ -44,10 +44,8 @@ def per_example_split(scorer, rows: list[dict], split: str) -> dict[str, list]:
     has_para = split in ("forget", "retain")
     answer_nll, para_nll, pert_nll, generations = [], [], [], []
     for row in rows:
-        prompt = scorer.prompt_ids(row["question"])
-
-        def one(text: str, prompt: list[int] = prompt) -> float:
-            return scorer.mean_nll([(prompt, scorer.answer_ids(text))])[0]
+        def one(text: str, question: str = row["question"]) -> float:  # the same tokens the batched path scores
+            return scorer.sequence_nll([scorer.encode(question, text)])[0]
 
         answer_nll.append(one(row["answer"]))
         if has_para:
@@ -108,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, tok = load_model_and_tokenizer(model_dir, dtype="float32")
     scorer = TofuScorer(model, tok, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                         generation_batch_size=args.generation_batch_size)
-    scorer.mean_nll([(scorer.prompt_ids("warm up"), scorer.answer_ids("up"))])  # first-call costs out of timing
+    scorer.sequence_nll([scorer.encode("warm up", "up")])  # first-call costs out of timing
 
     timings, tables, per = {}, {}, {}
     for name, fn in (("batched", lambda rows, s: score_split(scorer, rows, s)), ("per_example", lambda rows, s:

@@ -150,7 +150,8 @@ class Demo:
             "NGRPO": ("ngrpo", ["--dataset", train_file, "--max_steps", str(s.online_steps),
                                 "--per_device_train_batch_size", "16", "--num_generations", "4",
                                 "--max_completion_length", "96", "--learning_rate", "1e-3", "--bf16", "false",
-                                "--gradient_checkpointing", "false", "--logging_steps", "5"]),
+                                "--gradient_checkpointing", "false",
+                                "--logging_steps", "1" if self.cfg.quick else "5"]),
         }
         for i, (name, (method, args)) in enumerate(runs.items(), start=4):
             output = self.out / "models" / name.lower()

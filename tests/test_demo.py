@@ -14,6 +14,7 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
         assert stage in printed
     demo = json.loads((out / "demo.json").read_text())
     assert [r["method"] for r in demo["rows"]] == ["RFT", "NFT", "NGRPO", "GA", "NPO"]
+    assert "training dynamics (means over the logged steps): clip_ratio/low_mean" in printed  # NGRPO, off-policy
     for row in demo["rows"][:3]:
         (name, before, after), = row["metrics"]
         assert name == "held-out avg@4" and 0 <= before <= 1 and 0 <= after <= 1

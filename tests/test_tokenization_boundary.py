@@ -87,7 +87,9 @@ def test_tofu_scorer_encodes_and_scores_like_the_reference(tok, template):
                                 for a in (row["answer"], row["paraphrased_answer"], *row["perturbed_answer"])])
     assert [values["answer_nll"][0], values["paraphrased_nll"][0], *values["perturbed_nll"][0]] == pytest.approx(want)
     if template != "llama2":  # (its prompt ends in "]": nothing to merge)
-        apart = scorer.mean_nll([(scorer.prompt_ids(QUESTION), scorer.answer_ids(ANSWER))])
+        prompt = scorer.prompt_ids(QUESTION)  # the old convention: tokenized apart and concatenated
+        answer = tok(ANSWER, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        apart = scorer.sequence_nll([(prompt + answer, [-100] * len(prompt) + answer)])
         assert apart[0] != pytest.approx(values["answer_nll"][0])
 
 

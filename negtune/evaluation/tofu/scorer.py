@@ -71,16 +71,6 @@ class TofuScorer:
         rendered = text + PROBE[1]
         return hashlib.sha256(f"{special}\0{rendered}".encode()).hexdigest()[:16], rendered
 
-    def answer_ids(self, answer: str) -> list[int]:
-        """The answer tokenized on its own, + EOS: only for :meth:`mean_nll`'s pre-split pairs."""
-        eos = self.tokenizer.eos_token_id
-        return self.tokenizer(answer, add_special_tokens=False)["input_ids"] + ([eos] if eos is not None else [])
-
-    def mean_nll(self, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
-        """Pre-split (prompt ids, answer ids) pairs scored as their concatenation (kept for callers that build
-        them, e.g. ``benchmarks/tofu_eval.py``); the evaluation itself scores :meth:`encode`'s sequences."""
-        return self.sequence_nll([(p + a, [-100] * len(p) + a) for p, a in pairs])
-
     @torch.no_grad()
     def sequence_nll(self, encoded: list[tuple[list[int], list[int]]]) -> list[float]:
         """Mean NLL of the labeled tokens of each (input_ids, labels), all in one right-padded forward pass."""
