@@ -108,37 +108,34 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_prepared(out: Path, note: dict, reused: bool, seconds: float) -> None:
+def _convert_and_report(convert, source: str, opts) -> int:
+    """Run a model conversion (``prepare`` or ``from_gguf`` of negtune.models.prepare) and say what it wrote."""
+    import time
+
+    start = time.perf_counter()
+    out, note, reused = convert(source, opts.out, dtype=opts.dtype, log=lambda msg: print(msg, flush=True))
+    seconds = time.perf_counter() - start
     src = note["source"]
     what = f"{src['package']} {src['version']}" if src.get("package") else src["gguf_file"]
     print(f"{'reused' if reused else 'wrote'} {out} ({note['architecture_hf']}, {note['parameters']:,} parameters, "
           f"{note['dtype']}, from {what}; {seconds:.1f}s)")
     print(f"note: {note['caveat']} ({out}/NEGTUNE_ORIGIN.json)")
     print(f"use it as: --model {out}")
+    return 0
 
 
 def _cmd_model_prepare(args: argparse.Namespace) -> int:
-    import time
-
     from negtune.models.prepare import prepare
 
     opts: ModelPrepareArgs = args.configs[0]
-    start = time.perf_counter()
-    out, note, reused = prepare(args.name, opts.out, dtype=opts.dtype, log=lambda msg: print(msg, flush=True))
-    _print_prepared(out, note, reused, time.perf_counter() - start)
-    return 0
+    return _convert_and_report(prepare, args.name, opts)
 
 
 def _cmd_model_from_gguf(args: argparse.Namespace) -> int:
-    import time
-
     from negtune.models.prepare import from_gguf
 
     opts: ModelFromGgufArgs = args.configs[0]
-    start = time.perf_counter()
-    out, note, reused = from_gguf(args.file, opts.out, dtype=opts.dtype, log=lambda msg: print(msg, flush=True))
-    _print_prepared(out, note, reused, time.perf_counter() - start)
-    return 0
+    return _convert_and_report(from_gguf, args.file, opts)
 
 
 def _cmd_rollout(args: argparse.Namespace) -> int:

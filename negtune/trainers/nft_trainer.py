@@ -27,7 +27,7 @@ class NFTTrainer(GroupRewardsMixin, GRPOTrainer):
         if not isinstance(kwargs.get("args"), NFTConfig):
             raise TypeError("NFTTrainer needs args=NFTConfig(...)")
         super().__init__(*args, **kwargs)
-        self._check_dynamic_sampling()
+        self._check_train_dataset()
 
     def _postprocess(self, output, rewards, all_correct, mode):
         g_size = self.num_generations

@@ -26,7 +26,7 @@ class NGRPOTrainer(GroupRewardsMixin, GRPOTrainer):
         if not isinstance(kwargs.get("args"), NGRPOConfig):
             raise TypeError("NGRPOTrainer needs args=NGRPOConfig(...)")
         super().__init__(*args, **kwargs)
-        self._check_dynamic_sampling()
+        self._check_train_dataset()
 
     def _postprocess(self, output, rewards, all_correct, mode):
         advantages = ngrpo_advantages(rewards, self.num_generations, self.args.r_max).to(rewards.device)

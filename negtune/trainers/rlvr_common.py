@@ -33,7 +33,8 @@ class GroupRewardsMixin:
         carries no signal (replaced by dynamic sampling, else masked)."""
         raise NotImplementedError
 
-    def _check_dynamic_sampling(self) -> None:
+    def _check_train_dataset(self) -> None:
+        """One rollout's prompts must fit in the training set; dynamic sampling needs indexable data."""
         from negtune.trainers.rlvr import check_generation_batch
 
         check_generation_batch(self.args, self.train_dataset)
