@@ -101,3 +101,28 @@ def section(heading: str, text: str, header: list[str] | None = None, rows: tupl
     """A results section: ``## heading``, a paragraph, a table (when ``header``) and what follows it."""
     parts = [f"## {heading}", text] + ([table(header, rows)] if header else []) + ([after] if after else [])
     return "\n\n".join(parts)
+
+
+def bare_loop(model, tok, prompts, sampling, batch_size: int) -> tuple[int, int]:
+    """What users write by hand: template, left-pad, generate, count tokens up to EOS. (tokens, completions)"""
+    import torch
+
+    tok.padding_side = "left"
+    torch.manual_seed(sampling.seed)
+    tokens = rows = 0
+    eos = {tok.eos_token_id, *([model.generation_config.eos_token_id]
+                               if isinstance(model.generation_config.eos_token_id, int)
+                               else model.generation_config.eos_token_id or [])}
+    for start in range(0, len(prompts), batch_size):
+        texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts[start : start + batch_size]]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=sampling.max_new_tokens, do_sample=True,
+                                 temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
+                                 num_return_sequences=sampling.n, pad_token_id=tok.pad_token_id)
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            ends = [i for i, t in enumerate(row) if t in eos]
+            tokens += ends[0] + 1 if ends else len(row)
+            rows += 1
+    return tokens, rows

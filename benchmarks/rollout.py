@@ -12,7 +12,7 @@ import platform
 import statistics
 import time
 
-from common import Run, arith_model, parser, section, write_result
+from common import Run, arith_model, bare_loop, parser, section, write_result
 
 RUNS = (Run("rollout", full=("--prompts", "64", "--n", "4", "--repeats", "3"),
             quick=("--prompts", "16", "--n", "2", "--repeats", "1", "--max-new-tokens", "48")),)
@@ -28,26 +28,6 @@ def results_section(r: dict) -> str:
         [[r["hf_engine_tokens_per_s"], r["bare_generate_tokens_per_s"], f"**{r['engine_over_bare']}**",
           "overhead <= 10% (>= 0.91)"]],
         "HFEngine sorts prompts by length before batching, so its batches carry less padding.")
-
-
-def bare_loop(model, tok, prompts, sampling, batch_size: int) -> int:
-    """What users write by hand: template, left-pad, generate, count tokens up to EOS."""
-    import torch
-
-    tok.padding_side = "left"
-    torch.manual_seed(sampling.seed)
-    tokens = 0
-    for start in range(0, len(prompts), batch_size):
-        texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                 for p in prompts[start : start + batch_size]]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=sampling.max_new_tokens, do_sample=True,
-                                 temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
-                                 num_return_sequences=sampling.n, pad_token_id=tok.pad_token_id)
-        for row in out[:, enc["input_ids"].shape[1] :].tolist():
-            tokens += row.index(tok.eos_token_id) + 1 if tok.eos_token_id in row else len(row)
-    return tokens
 
 
 def main() -> None:
@@ -82,7 +62,7 @@ def main() -> None:
         n_tok = sum(len(c.token_ids) for g in out for c in g)
         rates["hf_engine"].append(n_tok / (time.perf_counter() - t))
         t = time.perf_counter()
-        n_tok = bare_loop(model, tok, prompts, sampling, args.batch_size)
+        n_tok = bare_loop(model, tok, prompts, sampling, args.batch_size)[0]
         rates["bare_generate"].append(n_tok / (time.perf_counter() - t))
     engine_rate = statistics.median(rates["hf_engine"])
     bare_rate = statistics.median(rates["bare_generate"])

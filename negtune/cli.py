@@ -296,8 +296,10 @@ class DemoArgs:
 
 # A flag that does nothing in some settings is an error there: field -> (the field deciding, the values where
 # the flag acts). A deciding value of "auto" (the engine) is only known later, so it passes.
-_ENGINE_FLAGS = {"batch_size": ("engine", ("hf",)), "tensor_parallel_size": ("engine", ("vllm",)),
-                 "gpu_memory_utilization": ("engine", ("vllm",))}
+_ENGINE_FLAGS = {"batch_size": ("engine", ("hf",)),
+                 **{f: ("engine", ("vllm",)) for f in ("tensor_parallel_size", "gpu_memory_utilization",
+                                                       "kv_cache_gib", "max_model_len")},
+                 **{f: ("engine", ("openai",)) for f in ("base_url", "served_model", "request_retries")}}
 _ONLY_WHEN = {
     "tiny-model": {**{f: ("task", ("arith",)) for f in ("difficulty", "time_budget", "max_steps", "target_accuracy")},
                    **{f: ("task", ("facts",)) for f in ("facts_steps", "without")}},

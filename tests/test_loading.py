@@ -32,3 +32,25 @@ def test_adapter_for_another_base_is_refused(tiny_model_dir, tmp_path):
         load_model(str(tiny_model_dir), adapter=str(tmp_path))
     with pytest.raises(ModelLoadError, match="--dtype"):
         load_model(str(tiny_model_dir), dtype="int3")
+
+
+def test_adapter_fit_is_checked_from_the_safetensors_headers(tiny_model_dir, tmp_path):
+    """The check the vLLM engine runs before it starts: module names and sizes, read without loading weights."""
+    from negtune.models.loading import check_adapter_fits
+
+    model, _ = load_model_and_tokenizer(str(tiny_model_dir), dtype="float32")
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "down_proj"])).save_pretrained(tmp_path / "ok")
+    assert check_adapter_fits(str(tiny_model_dir), str(tmp_path / "ok")) == 4
+
+    tok = train_tokenizer(["some text 123"] * 10, vocab_size=300)
+    wider = build_model(tok, TinySize(hidden_size=64, intermediate_size=128))
+    get_peft_model(wider, LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(tmp_path / "wide")
+    with pytest.raises(ModelLoadError, match=r"does not fit .*q_proj has input size 64 in the adapter, \d+ in the"):
+        check_adapter_fits(str(tiny_model_dir), str(tmp_path / "wide"))
+    deeper = build_model(tok, TinySize(hidden_size=model.config.hidden_size, num_hidden_layers=9,
+                                       num_attention_heads=model.config.num_attention_heads,
+                                       num_key_value_heads=model.config.num_key_value_heads,
+                                       intermediate_size=model.config.intermediate_size))
+    get_peft_model(deeper, LoraConfig(r=4, target_modules=["q_proj"])).save_pretrained(tmp_path / "deep")
+    with pytest.raises(ModelLoadError, match=r"adapts model\.layers\.\d+\.self_attn\.q_proj, which the model does"):
+        check_adapter_fits(str(tiny_model_dir), str(tmp_path / "deep"))

@@ -8,6 +8,7 @@ import hashlib
 import importlib.metadata
 import inspect
 import json
+import os
 import sys
 import time
 
@@ -224,8 +225,17 @@ def test_from_gguf_writes_a_folder_any_command_loads(tmp_path, capsys):
 
     src = _write_tiny_gguf(tmp_path / "tiny.gguf")
     out = tmp_path / "models" / "tiny"
+    stale, running = (out.parent / f".tiny.tmp-{s}" for s in ("killed", "running"))  # a killed run's, another's
+    for d in (stale, running):
+        d.mkdir(parents=True)
+        (d / "model.safetensors").write_bytes(bytes(8))
+    old = time.time() - prep.STALE_TMP_SECONDS - 60
+    os.utime(stale, (old, old))
     rc, stdout, err = _run(capsys, "model", "from-gguf", str(src), "--out", str(out), "--dtype", "bfloat16")
     assert rc == 0, err
+    assert f"removed {stale}: a conversion killed before it finished" in stdout and not stale.exists()
+    running.rename(out.parent.parent / "running-elsewhere")  # left alone (it is recent); out of the way below
+    stdout = "\n".join(line for line in stdout.splitlines() if not line.startswith("removed "))
     assert stdout.splitlines()[1].startswith(f"wrote {out} (LlamaForCausalLM, 90,752 parameters, bfloat16, "
                                              "from tiny.gguf")
     assert [p.name for p in out.parent.iterdir()] == ["tiny"]  # no temporary folder left behind

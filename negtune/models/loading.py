@@ -80,6 +80,53 @@ def resolve_adapter(model: str, adapter: str | None = None) -> tuple[str, str | 
     return model, adapter
 
 
+def _weight_shapes(folder: Path, pattern: str) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from the safetensors headers in ``folder`` (no weights are read)."""
+    from safetensors import safe_open
+
+    shapes = {}
+    for path in sorted(folder.glob(pattern)):
+        with safe_open(str(path), framework="pt") as f:
+            shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
+    return shapes
+
+
+def check_adapter_fits(model: str, adapter: str) -> int:
+    """Refuse a LoRA adapter trained on another base, before an engine starts: each adapted module must exist in
+    ``model`` with the adapter's input/output sizes (read from both safetensors headers). vLLM would otherwise
+    fail inside its engine process or, for equal shapes under other names, serve a silently broken adapter.
+    Returns the adapter's rank. A hub model (no local folder) is not checked."""
+    adapter_dir, model_dir = Path(adapter), Path(model)
+    cfg_path = adapter_dir / "adapter_config.json"
+    if not cfg_path.exists():
+        raise ModelLoadError(f"{adapter}: no adapter_config.json (not a PEFT adapter folder)")
+    cfg = json.loads(cfg_path.read_text())
+    rank = int(cfg.get("r") or 0)
+    if not model_dir.is_dir():
+        return rank
+    model_shapes = _weight_shapes(model_dir, "*.safetensors")
+    adapter_shapes = _weight_shapes(adapter_dir, "adapter_model.safetensors")
+    if not model_shapes or not adapter_shapes:
+        return rank
+    trained_on = f" (it was trained on {cfg.get('base_model_name_or_path')})"
+    for key, shape in adapter_shapes.items():
+        part = ".lora_A." if ".lora_A." in key else ".lora_B." if ".lora_B." in key else None
+        if part is None:
+            continue
+        module = key.split(part)[0].removeprefix("base_model.model.")
+        base = model_shapes.get(f"{module}.weight")
+        if base is None and module.endswith("lm_head"):  # tied to the input embeddings
+            base = model_shapes.get(module.replace("lm_head", "model.embed_tokens") + ".weight")
+        if base is None:
+            raise ModelLoadError(f"{adapter}: this LoRA adapter does not fit {model}: it adapts {module}, which the "
+                                 f"model does not have{trained_on}")
+        side, want, have = (("input", shape[1], base[-1]) if part == ".lora_A." else ("output", shape[0], base[0]))
+        if want != have:
+            raise ModelLoadError(f"{adapter}: this LoRA adapter does not fit {model}: {module} has {side} size "
+                                 f"{want} in the adapter, {have} in the model{trained_on}")
+    return rank
+
+
 def same_model(a: str, b: str) -> bool:
     """Whether two model references name the same model: the same resolved folder, else the same string."""
     pa, pb = Path(a), Path(b)

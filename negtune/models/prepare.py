@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +159,16 @@ def _reuse(out: Path, sha256: str | None, dtype: str | None) -> dict | None:
     return note
 
 
+def _align_special_tokens(tokenizer, config) -> None:
+    """Give the tokenizer the GGUF header's special tokens. transformers' GGUF tokenizer reader can name another
+    token (SmolLM2: eos ``<|im_start|>`` while the header says id 2, ``<|im_end|>``), and engines stop on the
+    tokenizer's eos: vLLM would run past the end of every assistant turn."""
+    for name in ("bos", "eos", "pad"):
+        token_id = getattr(config, f"{name}_token_id", None)
+        if isinstance(token_id, int) and 0 <= token_id < len(tokenizer):
+            setattr(tokenizer, f"{name}_token", tokenizer.convert_ids_to_tokens(token_id))
+
+
 def _convert(gguf_path: Path, tmp: Path, dtype: str, arch: str | None) -> dict:
     """De-quantize the GGUF into ``tmp`` as a Hugging Face folder; returns facts for the origin note."""
     import torch
@@ -188,12 +199,26 @@ def _convert(gguf_path: Path, tmp: Path, dtype: str, arch: str | None) -> dict:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     tokenizer.model_max_length = model.config.max_position_embeddings  # GGUF tokenizers come with "unlimited"
+    _align_special_tokens(tokenizer, model.config)
     for key in ("gguf_file", "local_files_only", "is_local"):  # load-time options, not tokenizer settings
         tokenizer.init_kwargs.pop(key, None)
     model.save_pretrained(tmp)  # safetensors
     tokenizer.save_pretrained(tmp)  # tokenizer.json, tokenizer_config.json, chat_template.jinja
     return {"parameters": sum(p.numel() for p in model.parameters()), "vocab_size": model.config.vocab_size,
             "architecture_hf": type(model).__name__, "chat_template": bool(tokenizer.chat_template)}
+
+
+STALE_TMP_SECONDS = 3600  # a conversion takes seconds to minutes; an older temporary folder is a killed run's
+
+
+def _remove_stale_temporaries(out: Path, log) -> None:
+    """Remove what a killed conversion left (``.NAME.tmp-*`` beside ``out``, untouched for an hour): a running
+    one writes into its own folder every few seconds, so it is never taken."""
+    now = time.time()
+    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+        if tmp.is_dir() and now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+            shutil.rmtree(tmp, ignore_errors=True)
+            log(f"removed {tmp}: a conversion killed before it finished")
 
 
 def from_gguf(gguf_path: str | Path, out: str | Path, *, dtype: str | None = None, source: dict | None = None,
@@ -215,6 +240,7 @@ def from_gguf(gguf_path: str | Path, out: str | Path, *, dtype: str | None = Non
 
     # Write into a temporary sibling and rename it into place: a folder at `out` is always a finished one.
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out, log)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         facts = _convert(gguf_path, tmp, dtype, header["architecture"])

@@ -21,7 +21,8 @@ from negtune.data.io import DataError, atomic_write, atomic_write_text, out_lock
 from negtune.data.loaders import load_records
 from negtune.data.prompts import format_prompt
 from negtune.data.schema import prompt_id, read_labeled
-from negtune.rollout.engines import Engine, SamplingConfig, make_engine
+from negtune.rollout.engines import Engine, SamplingConfig
+from negtune.rollout.engines.options import EngineOptions
 from negtune.rollout.verify_pool import VerifierPool, VerifyStats
 from negtune.utils import threads
 
@@ -38,7 +39,7 @@ class RolloutSettingsError(ValueError):
 
 
 @dataclass
-class RolloutConfig:
+class RolloutConfig(EngineOptions):
     """Everything ``negtune rollout`` takes (its flags are these fields). Sampling: temperature 0 = greedy."""
 
     model: str = field(metadata={"help": "hub id, local model folder or a LoRA output folder"})
@@ -53,8 +54,6 @@ class RolloutConfig:
     config: str | None = field(default=None, metadata={"help": "hub config name"})
     prompt_column: str | None = field(default=None, metadata={"help": "the prompt column (format 'columns')"})
     answer_column: str | None = field(default=None, metadata={"help": "the gold-answer column (format 'columns')"})
-    engine: str = field(default="auto", metadata={"help": "auto (vLLM when importable and a GPU is visible), hf "
-                                                          "or vllm", "choices": ["auto", "hf", "vllm"]})
     template: str = field(default="qwen-math-cot", metadata={
         "help": "qwen-math-cot, plain, or a string containing '{problem}'"})
     temperature: float = field(default=1.0, metadata={"help": "0 = greedy"})
@@ -66,14 +65,9 @@ class RolloutConfig:
         "help": "store the sampler's per-token log-probs and its token ids (offline NFT then uses them as pi_old)"})
     limit: int | None = field(default=None, metadata={"help": "first N prompts only"})
     shard_size: int = field(default=64, metadata={"help": "prompts per shard (the unit of resumption)"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per generate call (hf engine)"})
     verify_timeout: float = field(default=5.0, metadata={"help": "verifier seconds per sample"})
     verify_workers: int | None = field(default=None, metadata={
         "help": "verifier processes (default: all cores; 0: inline)"})
-    dtype: str = field(default="auto", metadata={"help": "model dtype (auto, bfloat16, float32, ...)"})
-    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm engine: GPUs per model"})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm engine: GPU memory fraction"})
-    trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code (off)"})
 
     def __post_init__(self) -> None:
         check_run_values(self)
@@ -145,10 +139,7 @@ def context_limit(engine: Any) -> tuple[int, Any] | None:
         return None
     limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None),
               getattr(tok, "model_max_length", None)]
-    try:  # vLLM: the engine's own max_model_len
-        limits.append(engine.llm.llm_engine.model_config.max_model_len)
-    except AttributeError:
-        pass
+    limits.append(getattr(engine, "max_model_len", None))  # vLLM's own, or what the servers report
     limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10**8]
     if not limits:
         return None
@@ -252,25 +243,28 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
         for stale in out.glob(".shard-*.tmp"):  # a killed writer's leftovers; finished shards are never partial
             stale.unlink()
 
+        built = False
         todo = [k for k in range(len(shards)) if not (out / f"shard-{k:05d}.parquet").exists()
                 and not (out / f"shard-{k:05d}.empty").exists()]
         done_prompts = sum(len(shards[k]) for k in range(len(shards)) if k not in todo)
         if todo and engine is None:
-            engine = make_engine(engine_kind, cfg.model, cfg.adapter, dtype=cfg.dtype, batch_size=cfg.batch_size,
-                                 tensor_parallel_size=cfg.tensor_parallel_size, seed=cfg.seed,
-                                 gpu_memory_utilization=cfg.gpu_memory_utilization,
-                                 trust_remote_code=cfg.trust_remote_code)
+            engine = replace(cfg, engine=engine_kind).build_engine(cfg.model, cfg.adapter, cfg.seed)
+            built = True
         if not has_settings:  # written once the model has loaded: a failed start does not claim the folder
             atomic_write_text(out / "settings.json", json.dumps(settings, indent=2))
         limit = context_limit(engine) if todo else None
         bar = tqdm(total=len(records), initial=done_prompts, unit="prompt", desc="rollout", disable=not progress)
-        if todo:
-            with VerifierPool(cfg.verifier, workers=cfg.verify_workers, timeout=cfg.verify_timeout) as pool:
-                for k in todo:
-                    _run_shard(k, shards[k], records, prompts, pids, cfg, sampling, engine, engine_kind, pool,
-                               limit, out)
-                    bar.update(len(shards[k]))
-        bar.close()
+        try:
+            if todo:
+                with VerifierPool(cfg.verifier, workers=cfg.verify_workers, timeout=cfg.verify_timeout) as pool:
+                    for k in todo:
+                        _run_shard(k, shards[k], records, prompts, pids, cfg, sampling, engine, engine_kind, pool,
+                                   limit, out)
+                        bar.update(len(shards[k]))
+        finally:
+            bar.close()
+            if built and hasattr(engine, "close"):
+                engine.close()
 
         rows = read_labeled(out) if any(out.glob("shard-*.parquet")) else []
         totals = _timing_totals(out, len(shards))

@@ -105,11 +105,14 @@ class NegtuneTrainer(Trainer):
     method_name = "negtune"
     _data_description = ""
     # our compute_loss returns a batch mean and ignores num_items_in_batch: the Trainer must divide it by the
-    # gradient-accumulation steps (it would not for a model whose forward takes loss kwargs, e.g. Qwen2)
+    # gradient-accumulation steps (it would not for a model whose forward takes loss kwargs, e.g. Qwen2).
+    # transformers >= 5.18 reads loss_is_scaled_for_ga; older releases (vLLM 0.31 pins < 5.18) decide from
+    # model_accepts_loss_kwargs, which Trainer.__init__ sets from the model: both are set.
     loss_is_scaled_for_ga = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._last_logged: dict[str, float] = {}
 
