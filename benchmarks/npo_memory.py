@@ -68,6 +68,10 @@ RUNS = (
         quick=("--shape", "small", *_QUICK)),
     Run("npo_memory_smollm2", full=("--model", "smollm2-135m-instruct", "--steps", "7", "--repeats", "2"),
         quick=("--model", "smollm2-135m-instruct", *_QUICK)),
+    # open-unlearning's own TOFU trainer config (configs/trainer/finetune.yaml) turns gradient checkpointing on
+    Run("npo_memory_smollm2_checkpointing",
+        full=("--model", "smollm2-135m-instruct", "--steps", "7", "--repeats", "2", "--gradient-checkpointing"),
+        quick=("--model", "smollm2-135m-instruct", *_QUICK, "--gradient-checkpointing")),
 )
 
 

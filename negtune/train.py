@@ -287,17 +287,22 @@ def main(argv: list[str] | None = None) -> int:
                          f"prompts from {data_args.dataset}, rewards from the {data_args.verifier!r} verifier")
     if trainer.is_world_process_zero():
         print(f"saved {'adapter' if peft_enabled(trainer) else 'model'} and model card to {train_args.output_dir}")
-    _shutdown()
+    _shutdown(trainer)
     return 0
 
 
-def _shutdown() -> None:
+def _shutdown(trainer) -> None:
     """Leave nothing running at exit: a process group left to interpreter teardown can abort a rank
     (``terminate called without an active exception``) after the model is saved."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    from negtune.trainers.vllm_sync import close_colocated_vllm
+
+    distributed = dist.is_available() and dist.is_initialized()
+    if distributed:
         dist.barrier()  # every rank has finished saving before any tears the group down
+    close_colocated_vllm(trainer)  # vLLM's groups first (it may tear down the default group itself)
+    if distributed and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -42,6 +42,14 @@ _NPO = {"shape": "tofu", "device": "cpu", "parameters": 1000, "mean_tokens": 10.
         "cache_only_step_time_ratio": 0.6, "cache_only_peak_memory_ratio": 0.9,
         "step_time_ratio_with_cache_amortized": 0.52,
         **{v: {"median_step_s": 1.0, "peak_mb": 100.0, "setup_s": 0.1} for v in npo_memory.VARIANTS}}
+_DIFF = {"mean": 0.1, "low": 0.05, "high": 0.15, "n": 2, "confidence": 0.95, "per_seed": [0.1, 0.1],
+         "excludes_zero": True}
+_RLVR = {"pair": ["ngrpo", "grpo"], "metric": "pass@8", "seeds": [0, 1],
+         "settings": {"steps": 1, "difficulty": 3, "eval": 4, "updates": 4, "lrs": [2e-4], "tune_seed": 100},
+         "base": {"avg@8": 0.1, "pass@8": 0.4}, "tuning": {"ngrpo": {"0.0002": 0.5}},
+         "methods": {m: {"lr": 2e-4, "per_seed": [0.5, 0.4], "mean": 0.45, "mean_avg8": 0.1, "mean_pass8": 0.45,
+                         "all_wrong_frac": None} for m in ("ngrpo", "grpo")},
+         "difference": _DIFF, "seconds": 5.0}
 MINIMAL = {
     "rollout": {"settings": {"prompts": 2, "n": 2, "max_new_tokens": 8, "batch_size": 2, "repeats": 1},
                 "hf_engine_tokens_per_s": 10.0, "bare_generate_tokens_per_s": 9.0, "engine_over_bare": 1.11},
@@ -56,11 +64,29 @@ MINIMAL = {
     "npo_memory_small": _NPO | {"shape": "small"},
     "npo_memory_smollm2": _NPO | {"shape": "smollm2-135m-instruct", "vocab": 49152, "floor_mb": 2052.0,
                                   "above_floor_ratio": 0.4},
+    "npo_memory_smollm2_checkpointing": _NPO | {"shape": "smollm2-135m-instruct", "vocab": 49152,
+                                                "floor_mb": 2052.0, "above_floor_ratio": 0.4,
+                                                "gradient_checkpointing": True},
     "rlvr_speed": {"settings": {"steps": 2, "repeats": 1}, "median_step_s": {"grpo": 1.0, "ngrpo": 1.0, "nft": 1.0},
                    "ngrpo_over_grpo": 1.0, "nft_over_grpo": 1.0, "per_repeat_ratios": {"ngrpo": [1.0], "nft": [1.0]}},
     "rlvr_quality": {"base_accuracy": 0.3, "seeds": [0], "methods": {"nft": {"accuracy_after": 0.4, "per_seed": [0.4]}},
                      "settings": {"steps": 2, "prompts_per_step": 4, "num_generations": 8, "lr": 2e-4,
                                   "eval_problems": 20}},
+    "negatives_unlearning": {
+        "seeds": [0, 1], "settings": {"steps": 4, "eval_every": 2, "facts_steps": 30, "lrs": [2e-3], "tune_seed": 100},
+        "retain_forget_prob": 0.3, "start_forget_prob": 0.9, "start_utility": 0.8, "tuning": {"ga": {"0.002": 0.5}},
+        "methods": {m: {"lr": 2e-3, "matched_utility": [0.5, None], "mean_matched_utility": None, "reached": "1/2",
+                        "mean_final": {"forget_prob": 0.2, "forget_quality": 1e-3, "model_utility": 0.5}}
+                    for m in ("ga", "npo")},
+        "difference": None, "seconds": 60.0},
+    "negatives_unlikelihood": {
+        "seeds": [0, 1], "settings": {"base_steps": 10, "steps": 2, "lrs": [1e-3], "tune_seed": 100},
+        "base": {"seq_rep_4": 0.6, "ppl": 8.0}, "tuning": {"mle": {"0.001": {"seq_rep_4": 0.5, "ppl": 8.0}}},
+        "methods": {m: {"lr": 1e-3, "seq_rep_4": [0.5, 0.4], "rep_128": [0.6, 0.5], "ppl": [8.0, 8.2]}
+                    for m in ("mle", "seq_ul")},
+        "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05, "seconds": 9.0},
+    "negatives_ngrpo_grpo": _RLVR,
+    "negatives_nft_rft": _RLVR | {"pair": ["nft", "rft"], "metric": "avg@8"},
     "tofu_eval": {"questions": 8, "parameters": 1000, "batch_size": 8, "batched_seconds": 1.0,
                   "per_example_seconds": 3.0, "speedup": 3.0, "max_metric_difference": 0.0,
                   "identical_generations": "8/8"},
@@ -95,3 +121,55 @@ def test_gpu_check_without_cuda_is_a_skipped_section():
     block = run_all.block(module, spec, result, "", 1.0, quick=False)
     assert "Skipped: no CUDA device" in block and "negtune bench --only gpu_check" in block
     assert "raw JSON" not in block and "Measured" not in block
+
+
+def test_negatives_unlearning_smoke_runs_resumes_and_reports(tmp_path):
+    """The experiment end to end at smoke size (tiny bases, 4 steps, one seed): curves, matched utility, the
+    paired difference, the figure; a rerun reuses every run (nothing retrained)."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(run_all.__file__).parent / "negatives_unlearning.py"
+    cmd = [sys.executable, str(script), "--seeds", "0", "--tune-seed", "100", "--lrs", "5e-3", "--steps", "4",
+           "--eval-every", "2", "--facts-steps", "30", "--work", str(tmp_path / "work"),
+           "--plot", str(tmp_path / "fig.png"), "--json", str(tmp_path / "r.json")]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    for m in ("ga", "npo"):
+        t = r["methods"][m]
+        assert len(t["curves"]) == 1 and [p["step"] for p in t["curves"][0]] == [0, 2, 4]
+        assert t["curves"][0][0] == r["methods"]["ga"]["curves"][0][0]  # both start from the same model
+        assert t["curves"][0][-1]["forget_prob"] < t["curves"][0][0]["forget_prob"]  # it unlearned something
+    assert (tmp_path / "fig.png").stat().st_size > 0
+    module, _ = run_all.benchmarks()["negatives_unlearning"]
+    assert "NPO vs GA" in module.results_section(r)
+    runs = sorted((tmp_path / "work").rglob("curve.json"))
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0 and [p.stat().st_mtime_ns for p in runs] == stamps
+    assert json.loads((tmp_path / "r.json").read_text())["methods"]["npo"]["curves"] == r["methods"]["npo"]["curves"]
+
+
+def test_negatives_unlikelihood_and_rlvr_smoke(tmp_path):
+    """The other two experiments at smoke size: they run, pair by seed and render their sections."""
+    import json
+    import subprocess
+    import sys
+
+    here = Path(run_all.__file__).parent
+    ul = [sys.executable, str(here / "negatives_unlikelihood.py"), "--seeds", "0,1", "--lrs", "1e-3",
+          "--base-steps", "10", "--steps", "2", "--work", str(tmp_path / "ul"), "--json", str(tmp_path / "ul.json")]
+    rl = [sys.executable, str(here / "negatives_rlvr.py"), "--pair", "ngrpo,grpo", "--seeds", "0,1", "--lrs", "2e-4",
+          "--steps", "1", "--eval", "4", "--warm-s", "5", "--work", str(tmp_path / "rl"),
+          "--json", str(tmp_path / "rl.json")]
+    for cmd, name in ((ul, "negatives_unlikelihood"), (rl, "negatives_ngrpo_grpo")):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        r = json.loads((tmp_path / ("ul.json" if cmd is ul else "rl.json")).read_text())
+        assert r["difference"]["n"] == 2 and r["difference"]["low"] is not None
+        module, _ = run_all.benchmarks()[name]
+        assert "Negatives that matter" in module.results_section(r)
+    ul_r = json.loads((tmp_path / "ul.json").read_text())
+    assert all(0 <= v <= 1 for v in ul_r["methods"]["seq_ul"]["seq_rep_4"])

@@ -10,7 +10,9 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli(["demo", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    for stage in ("rollout and verify", "train NGRPO", "unlearn forget10 with NPO", "negtune demo: what each"):
+    for stage in ("rollout and verify", "train NGRPO", "unlearn forget10 with NPO", "negtune demo: what each",
+                  "tiny-facts: step 100/200: loss",  # the TOFU-models stage shows its progress
+                  "does NPO beat GA? utility at equal forgetting, 2 seeds"):
         assert stage in printed
     demo = json.loads((out / "demo.json").read_text())
     assert [r["method"] for r in demo["rows"]] == ["RFT", "NFT", "NGRPO", "GA", "NPO"]
@@ -24,7 +26,13 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     assert all(v is not None for pair in npo.values() for v in pair)  # forget quality from the retain log
     for folder in ("rft", "nft", "ngrpo", "ga", "npo"):
         assert (out / "models" / folder / "adapter_model.safetensors").exists()  # LoRA adapters
+    comparison = demo["comparison"]
+    assert [len(v) for v in comparison["matched"].values()] == [2, 2] and 0 < comparison["level"] < 1
     report = (out / "report.md").read_text()
+    assert "## Does learning from negatives help?" in report
+    # the quick size may not halve the forget probability: then it says so instead of a number
+    assert ("NPO - GA, model utility where the forget probability" in report) == (comparison["difference"] is not None)
+    assert "NPO - GA" in report or "in no seed did both methods halve" in report
     assert "| NPO |" in report and "forget quality" in report and (out / "demo.png").stat().st_size > 1000
     assert (out / "eval" / "tofu-npo" / "eval_log.json").exists() and (out / "eval" / "base" / "report.md").exists()
 
@@ -33,3 +41,4 @@ def test_demo_quick_end_to_end_and_resume(tmp_path, capsys):
     assert "(done: reused)" in capsys.readouterr().out
     again = json.loads((out / "demo.json").read_text())
     assert json.dumps(again["rows"]) == json.dumps(demo["rows"])
+    assert json.dumps(again["comparison"]) == json.dumps(demo["comparison"])

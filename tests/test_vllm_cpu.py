@@ -292,3 +292,28 @@ def test_eval_tofu_on_smollm2_and_its_npo_adapter(smollm2_dir, smollm2_lora, sha
     assert metrics["forget_quality"] is not None and 0 <= metrics["forget_quality"] <= 1
     # NPO (2 steps at 5e-3) lowered the forget set's answer probability below the base model's
     assert metrics["forget_prob"] < before["forget_prob"], (metrics["forget_prob"], before["forget_prob"])
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_online_trainer_with_colocated_vllm_on_cpu_samples_the_trained_weights(smollm2_dir, tmp_path, lora):
+    """NGRPO with TRL's ``use_vllm=True, vllm_mode="colocate"`` on a CPU, 2 steps at a high learning rate.
+    vLLM's CPU backend repacks linear weights for its kernels, so TRL's per-tensor ``load_weights`` failed
+    (``'Parameter' object has no attribute 'weight_loader'``); negtune routes the sync through vLLM's in-place
+    reload. The engine must then score its greedy continuation like the *trained* model (bf16 engine vs fp32
+    transformers: a few hundredths), far from the untouched base. NGRPO: its all-wrong groups still carry
+    signal, so the weights move whatever SmolLM2 answers; GRPO and NFT share the same sync."""
+    from negtune.data.tasks.arith import make_arith
+
+    data = tmp_path / "arith.jsonl"
+    write_jsonl(data, make_arith(16, seed=0, difficulty=1))
+    cmd = [sys.executable, str(Path(__file__).parent / "colocate_check.py"), "ngrpo", str(smollm2_dir), str(data),
+           str(tmp_path / "out"), *(["--lora"] if lora else [])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lines = [line for line in proc.stdout.splitlines() if line.startswith('{"vllm_dtype"')]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Invalid process group" not in proc.stderr  # the engine is stopped before the group goes
+    r = json.loads(lines[-1])
+    assert r["cpu_sync"] and r["steps"] == 2
+    assert r["trained_vs_base"] > 0.3, r  # the training moved the weights enough to tell them apart
+    assert r["diff_trained"] < 0.25 and r["diff_trained"] < r["trained_vs_base"] / 4, r

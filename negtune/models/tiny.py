@@ -203,12 +203,16 @@ def warm_start(model, tokenizer, cfg: WarmStartConfig, progress: Callable[[str],
 
 
 def sft_steps(model, tokenizer, examples: list[tuple[list[int], list[int]]], steps: int, lr: float = 3e-3,
-              batch_size: int = 32, seed: int = 0) -> float:
-    """Plain supervised fine-tuning for ``steps`` steps (AdamW, warm-up then cosine); returns the last loss."""
+              batch_size: int = 32, seed: int = 0, progress: Callable[[str], None] | None = None,
+              every: int = 100) -> float:
+    """Plain supervised fine-tuning for ``steps`` steps (AdamW, warm-up then cosine); returns the last loss.
+    ``progress`` hears the step, loss and elapsed time every ``every`` steps."""
     losses = _sft_losses(model, tokenizer, examples, lr, batch_size, seed, steps, 20, 0.05)
-    last = float("nan")
-    for _ in range(steps):
+    last, t0 = float("nan"), time.monotonic()
+    for step in range(1, steps + 1):
         last = next(losses)
+        if progress and (step % every == 0 or step == steps):
+            progress(f"step {step}/{steps}: loss {last:.3f} ({time.monotonic() - t0:.0f}s)")
     return last
 
 
@@ -264,7 +268,7 @@ def create_tiny_model(
         t0 = time.monotonic()
         rows = facts_training_rows(seed=seed, without=facts_without)
         examples = [encode_prompt_completion(tokenizer, r["question"], r["answer"]) for r in rows]
-        loss = sft_steps(model, tokenizer, examples, facts_steps, seed=seed)
+        loss = sft_steps(model, tokenizer, examples, facts_steps, seed=seed, progress=progress)
         info.update(facts_rows=len(rows), facts_steps=facts_steps, facts_without=facts_without, final_loss=round(loss, 4),
                     warm_start_seconds=round(time.monotonic() - t0, 1))
         if progress:

@@ -13,6 +13,7 @@ from typing import Any
 
 from negtune import methods
 from negtune.trainers.rewards import VerifierReward
+from negtune.trainers.vllm_sync import fit_cpu_colocate_sync
 
 ONLINE_METHODS = methods.names("online_rlvr")
 
@@ -69,5 +70,7 @@ def build_online_trainer(method: str, model, train_dataset, processing_class, ar
     args = args if args is not None else online_config(method, **config_kwargs)
     cls = methods.get(method).trainer_class
     check_generation_batch(args, train_dataset)
-    return cls(model=model, reward_funcs=VerifierReward(verifier), args=args, train_dataset=train_dataset,
-               processing_class=processing_class, peft_config=peft_config)
+    trainer = cls(model=model, reward_funcs=VerifierReward(verifier), args=args, train_dataset=train_dataset,
+                  processing_class=processing_class, peft_config=peft_config)
+    fit_cpu_colocate_sync(trainer)  # TRL's own GRPOTrainer too
+    return trainer

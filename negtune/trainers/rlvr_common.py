@@ -22,6 +22,12 @@ logger = logging.getLogger(__name__)
 class GroupRewardsMixin:
     _homogeneous_note = "it carries no learning signal"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from negtune.trainers.vllm_sync import fit_cpu_colocate_sync
+
+        fit_cpu_colocate_sync(self)
+
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._gathered_rewards_per_func = rewards_per_func

@@ -1,0 +1,229 @@
+"""Does sequence-level unlikelihood cut degenerate repetition at little perplexity cost? MLE vs MLE + seq-UL.
+
+    python benchmarks/negatives_unlikelihood.py [--seeds 0,1,2,3,4] [--tune-seed 100] [--lrs 3e-4,1e-3]
+        [--base-steps 100] [--steps 100] [--work DIR]
+
+The claim (Welleck et al. 2019, Table 2): fine-tuning a language model with sequence-level unlikelihood on its
+own greedy continuations (every token of a repeated 4-gram pushed down) cuts seq-rep-4 of greedy continuations
+by an order of magnitude, at a small perplexity cost, against fine-tuning with MLE for the same steps.
+
+The task (embedded, seeded by s): biographies of synthetic authors (``make_facts(40, s)``: ten facts each,
+written as sentences that share their openings, "X was born in ...", "X was born in 1987." — the trap greedy
+decoding falls into). Prompt "Tell me about X." / "Write a short biography of X.", completion the author's ten
+sentences in a random order. 32 authors train (8 orderings x 2 prompts each), 8 are held out. A tiny model
+(the embedded tokenizer, random init seeded by s) is trained by MLE for ``--base-steps``: the base. 100 steps
+is the best held-out perplexity of the probed 100 / 200 / 400 (8.4 / 12.2 / 16.4 on the tuning seed: longer
+training memorises the training authors), and there greedy decoding degenerates as Welleck et al. describe for
+well-trained models (seq-rep-4 0.63: "X was born in 1962. X was born in 1962. ..."); at 400 steps it recites
+a biography instead (0.03): a model selected by perplexity, as LMs are, is the one that loops. From it,
+``--steps`` more steps of
+
+- ``mle``: MLE on the training biographies (``UnlikelihoodTrainer`` with ``seq_ul_rate 0``);
+- ``seq_ul``: the same with half the steps sequence-level UL steps (``seq_ul_rate 0.5``, 4-grams, 50-token
+  prefixes, 100-token continuations: the reference's settings).
+
+Scored on the held-out authors' 16 prompts: seq-rep-4 and rep/128 of greedy continuations (100 tokens, or to
+the end-of-sequence token), and perplexity of their true biographies (completion tokens). Equal tuning: both
+take the learning rate from the same grid on a tuning seed by the same rule (lowest seq-rep-4 among rates whose
+perplexity is within 10% of the base's; lowest perplexity if none is). Paired by seed: same base, same data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+import time
+from pathlib import Path
+
+from common import Run, parser, section, write_result
+
+TEMPLATES = ("Tell me about {name}.", "Write a short biography of {name}.")
+N_AUTHORS, HELD_OUT, ORDERINGS, MAX_NEW = 40, 8, 8, 100
+RUNS = (Run("negatives_unlikelihood", full=("--seeds", "0,1,2,3,4"),
+            quick=("--seeds", "0,1", "--lrs", "1e-3", "--base-steps", "20", "--steps", "4")),)
+
+
+def biographies(seed: int) -> tuple[list[dict], list[dict]]:
+    """(training rows, held-out rows): labeled rows {prompt, completion, label: True}."""
+    from negtune.data.tasks.facts import make_facts
+
+    facts = make_facts(N_AUTHORS, seed)["full"]
+    per_author = [facts[i:i + 10] for i in range(0, len(facts), 10)]
+    rng = random.Random(seed)
+    train, held = [], []
+    for k, rows in enumerate(per_author):
+        name = rows[1]["answer"].split(" was born")[0]  # "Corin Merriweather was born in Kivra."
+        sentences = [r["answer"] for r in rows]
+        for t in TEMPLATES:
+            orders = 1 if k >= N_AUTHORS - HELD_OUT else ORDERINGS
+            for _ in range(orders):
+                rng.shuffle(sentences)
+                row = {"prompt": t.format(name=name), "completion": " ".join(sentences), "label": True}
+                (held if k >= N_AUTHORS - HELD_OUT else train).append(row)
+    return train, held
+
+
+def _config(out: Path, steps: int, lr: float, seed: int, seq_ul_rate: float):
+    from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
+
+    return UnlikelihoodConfig(output_dir=str(out), max_steps=steps, learning_rate=lr, seed=seed,
+                              per_device_train_batch_size=16, seq_ul_rate=seq_ul_rate, seq_ul_ngram=4,
+                              seq_ul_prefix_length=50, seq_ul_max_new_tokens=MAX_NEW, lr_scheduler_type="constant",
+                              warmup_steps=0, use_cpu=True, report_to="none", save_strategy="no",
+                              disable_tqdm=True, logging_steps=10_000)
+
+
+def train(model_dir: str, out: Path, rows: list[dict], steps: int, lr: float, seed: int, seq_ul_rate: float) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from negtune.trainers import UnlikelihoodTrainer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    UnlikelihoodTrainer(model, _config(out / "trainer", steps, lr, seed, seq_ul_rate), train_dataset=rows,
+                        processing_class=tok).train()
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
+def score(model_dir: str, held: list[dict]) -> dict:
+    """seq-rep-4 / rep/128 of greedy continuations and perplexity of the true completions, held-out prompts."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from negtune.data.prompts import encode_prompt_completion
+    from negtune.evaluation.repetition import repetition_metrics
+    from negtune.trainers.generation import generate_from_prompts
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    pairs = [encode_prompt_completion(tok, r["prompt"], r["completion"]) for r in held]
+    prompts = [ids[:sum(1 for y in labels if y == -100)] for ids, labels in pairs]
+    with torch.no_grad():
+        out, mask = generate_from_prompts(model, prompts, tok.pad_token_id, torch.device("cpu"), do_sample=False,
+                                          max_new_tokens=MAX_NEW)
+        conts = []
+        for row in out[:, mask.shape[1]:].tolist():
+            cut = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
+            conts.append(row[:cut])
+        nll, count = 0.0, 0
+        for ids, labels in pairs:
+            logits = model(torch.tensor([ids])).logits[0, :-1]
+            target = torch.tensor(labels[1:])
+            keep = target != -100
+            nll += torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum").item()
+            count += int(keep.sum())
+    return {**repetition_metrics(conts), "ppl": math.exp(nll / count),
+            "mean_length": statistics.fmean(len(c) for c in conts), "example": tok.decode(conts[0])[:300]}
+
+
+def base_model(work: Path, seed: int, train_rows: list[dict], base_steps: int) -> str:
+    from negtune.models.tiny import create_tiny_model
+
+    init, base = work / f"seed{seed}" / "init", work / f"seed{seed}" / "base"
+    if not (base / "config.json").exists():
+        if not (init / "config.json").exists():
+            create_tiny_model(init, task="facts", seed=seed, facts_steps=0)
+        train(str(init), base, train_rows, base_steps, 3e-3, seed, 0.0)
+    return str(base)
+
+
+def run(work: Path, seed: int, method: str, lr: float, a) -> dict:
+    path = work / f"seed{seed}" / f"{method}-lr{lr:g}"
+    if (path / "run.json").exists():
+        return json.loads((path / "run.json").read_text())
+    train_rows, held = biographies(seed)
+    base = base_model(work, seed, train_rows, a.base_steps)
+    t0 = time.monotonic()
+    if not (path / "config.json").exists():
+        train(base, path, train_rows, a.steps, lr, seed, 0.5 if method == "seq_ul" else 0.0)
+    result = {"method": method, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
+              "base": base_score(work, seed, base, held), "after": score(str(path), held)}
+    (path / "run.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def base_score(work: Path, seed: int, base: str, held: list[dict]) -> dict:
+    path = work / f"seed{seed}" / "base-score.json"
+    if not path.exists():
+        path.write_text(json.dumps(score(base, held)))
+    return json.loads(path.read_text())
+
+
+def choose(results: dict[float, dict]) -> float:
+    """Lowest seq-rep-4 among learning rates whose perplexity is within 10% of the base's, else lowest ppl."""
+    ok = {lr: r for lr, r in results.items() if r["after"]["ppl"] <= 1.1 * r["base"]["ppl"]}
+    if ok:
+        return min(ok, key=lambda lr: ok[lr]["after"]["seq_rep_4"])
+    return min(results, key=lambda lr: results[lr]["after"]["ppl"])
+
+
+def results_section(r: dict) -> str:
+    from negtune.evaluation.stats import format_difference
+
+    s = r["settings"]
+    rows = [[m, f"{t['lr']:g}", ", ".join(f"{v:.3f}" for v in t["seq_rep_4"]), f"{statistics.fmean(t['seq_rep_4']):.3f}",
+             f"{statistics.fmean(t['rep_128']):.3f}", f"{statistics.fmean(t['ppl']):.2f}"]
+            for m, t in r["methods"].items()]
+    ratio, dppl = r["seq_rep_ratio"], r["ppl_increase"]
+    return section(
+        "Negatives that matter: sequence-level unlikelihood vs MLE, repetition (`benchmarks/negatives_unlikelihood.py`)",
+        f"Synthetic biographies, tiny model per seed (MLE base {s['base_steps']} steps: held-out seq-rep-4 "
+        f"{r['base']['seq_rep_4']:.3f}, perplexity {r['base']['ppl']:.2f}), then {s['steps']} more steps of MLE or "
+        f"MLE + seq-UL (rate 0.5), batch 16, constant learning rate from the grid {s['lrs']} chosen on tuning seed "
+        f"{s['tune_seed']} by the same rule for both; seeds {r['seeds']}. Greedy continuations of 16 held-out "
+        "prompts (100 tokens or to EOS).",
+        ["method", "lr", "seq-rep-4 per seed", "seq-rep-4", "rep/128", "perplexity"], rows,
+        f"**seq-UL / MLE seq-rep-4: {ratio:.2f}x; seq-UL - MLE seq-rep-4: {format_difference(r['difference'])}; "
+        f"perplexity {100 * dppl:+.1f}% ({format_difference(r['ppl_difference'], 2)})** (target: < 0.5x at <= +10%). "
+        f"Tuning: {r['tuning']}. Training time summed over all runs, tuning included: "
+        f"{r.get('train_seconds', 0):.0f} s; this invocation {r['seconds']:.0f} s (finished runs are reused).")
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--tune-seed", type=int, default=100)
+    ap.add_argument("--lrs", default="3e-4,1e-3")
+    ap.add_argument("--base-steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_unlikelihood"))
+    a = ap.parse_args()
+    t0 = time.monotonic()
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if a.tune_seed in seeds:
+        ap.error("--tune-seed must not be an evaluation seed")
+    lrs = [float(x) for x in a.lrs.split(",")]
+
+    from negtune.evaluation.stats import paired_difference
+    from negtune.utils import threads
+
+    threads.configure()  # negtune's policy: the free cores, adapted while it runs
+    work = Path(a.work) / f"base{a.base_steps}-steps{a.steps}"
+    methods = ("mle", "seq_ul")
+    tuning, chosen, spent = {}, {}, []
+    for m in methods:
+        results = {lr: run(work, a.tune_seed, m, lr, a) for lr in lrs}
+        spent += [r["train_s"] for r in results.values()]
+        tuning[m] = {f"{lr:g}": {k: round(v["after"][k], 3) for k in ("seq_rep_4", "ppl")} for lr, v in results.items()}
+        chosen[m] = choose(results)
+    runs = {m: [run(work, s, m, chosen[m], a) for s in seeds] for m in methods}
+    spent += [r["train_s"] for rs in runs.values() for r in rs]
+    table = {m: {"lr": chosen[m], **{k: [r["after"][k] for r in rs] for k in ("seq_rep_4", "rep_128", "ppl")},
+                 "example": rs[0]["after"]["example"]} for m, rs in runs.items()}
+    base = {k: statistics.fmean(r["base"][k] for r in runs["mle"]) for k in ("seq_rep_4", "ppl")}
+    mle, ul = table["mle"], table["seq_ul"]
+    write_result({"benchmark": "negatives_seq_unlikelihood", "seeds": seeds,
+                  "settings": {"base_steps": a.base_steps, "steps": a.steps, "lrs": lrs, "tune_seed": a.tune_seed},
+                  "base": base, "tuning": tuning, "methods": table,
+                  "difference": paired_difference(ul["seq_rep_4"], mle["seq_rep_4"]),
+                  "ppl_difference": paired_difference(ul["ppl"], mle["ppl"]),
+                  "seq_rep_ratio": statistics.fmean(ul["seq_rep_4"]) / max(statistics.fmean(mle["seq_rep_4"]), 1e-9),
+                  "ppl_increase": statistics.fmean(ul["ppl"]) / statistics.fmean(mle["ppl"]) - 1,
+                  "train_seconds": round(sum(spent), 1), "seconds": round(time.monotonic() - t0, 1)}, a.json)
+
+
+if __name__ == "__main__":
+    main()
