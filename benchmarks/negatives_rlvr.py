@@ -32,7 +32,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import Run, parser, section, write_result
+from common import Run, cpu_online_config, parser, section, write_result
 
 PROMPTS_PER_STEP, N = 4, 8
 RUNS = (
@@ -77,7 +77,6 @@ def evaluate(model: str, out: Path, eval_file: str) -> dict:
 
 
 def train_and_eval(work: Path, base: str, method: str, lr: float, seed: int, a) -> dict:
-    from common import cpu_online_config
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from negtune.trainers import build_online_trainer, prompt_dataset

@@ -18,10 +18,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
 def _teacher_forced(model, prompt_ids, completion_ids):
+    from negtune.losses.logps import token_logps
+
     ids = torch.tensor([prompt_ids + completion_ids])
     with torch.no_grad():
-        logits = model(ids).logits[0, len(prompt_ids) - 1:-1].float()
-    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion_ids)[:, None])[:, 0]
+        logits = model(ids).logits[:, len(prompt_ids) - 1:-1]
+    return token_logps(logits, torch.tensor([completion_ids]))[0][0]
 
 
 def main(method: str, model_dir: str, data: str, out: str, lora: bool) -> None:
