@@ -126,3 +126,23 @@ def bare_loop(model, tok, prompts, sampling, batch_size: int) -> tuple[int, int]
             tokens += ends[0] + 1 if ends else len(row)
             rows += 1
     return tokens, rows
+
+
+def completion_perplexity(model, tok, rows: list[dict]) -> float:
+    """exp(mean NLL of the completion tokens) of prompt/completion rows under ``model``, one row at a time
+    (no padding), the tokens as ``encode_prompt_completion`` lays them out."""
+    import math
+
+    import torch
+
+    from negtune.data.prompts import encode_prompt_completion
+
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for ids, labels in (encode_prompt_completion(tok, r["prompt"], r["completion"]) for r in rows):
+            logits = model(torch.tensor([ids])).logits[0, :-1]
+            target = torch.tensor(labels[1:])
+            keep = target != -100
+            nll += torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum").item()
+            count += int(keep.sum())
+    return math.exp(nll / count)

@@ -2,7 +2,8 @@
 
     python benchmarks/faults.py [--kills 5] [--prompts 12] [--seed 0] [--stages rollout,math_eval,...]
 
-Stages: rollout, math eval, TOFU eval, NPO training, offline NFT training, the iterative loop. Each runs once
+Stages: rollout, math eval, TOFU eval, NPO training, offline NFT training, online NGRPO training (TRL's
+GRPO machinery: sampling inside training), the iterative loop. Each runs once
 uninterrupted (the reference); then, per kill, the same command into a fresh folder is killed (SIGKILL) after
 a random delay within the reference's wall time (even kills) or right after a random number of its shards /
 checkpoints is written (odd kills), killed once more during its rerun (odd kills), and finally rerun to the
@@ -29,7 +30,7 @@ from common import Run, parser, section, write_result
 RUNS = (Run("faults", full=("--kills", "5", "--prompts", "12"), quick=("--kills", "2", "--prompts", "6")),)
 _TIMING = {"seconds", "tokens_per_second", "generate_seconds", "verifier_seconds", "elapsed_seconds", "timings",
            "seconds_per_set", "threads"}
-STAGES = ("rollout", "math_eval", "tofu_eval", "train_npo", "train_nft_offline", "loop")
+STAGES = ("rollout", "math_eval", "tofu_eval", "train_npo", "train_nft_offline", "train_ngrpo", "loop")
 
 
 def results_section(r: dict) -> str:
@@ -85,6 +86,10 @@ def _command(stage: str, ctx: dict, out: Path, n: int) -> list[str]:
     if stage == "train_nft_offline":
         return [*cli, "train", "nft_offline", "--model_name_or_path", ctx["model"], "--dataset", ctx["rollout"],
                 *train]
+    if stage == "train_ngrpo":  # online (TRL's GRPO machinery): a rollout of 2 prompts x 4 feeds 2 updates
+        return [*cli, "train", "ngrpo", "--model_name_or_path", ctx["model"], "--dataset", ctx["data"],
+                "--verifier", "faults:length_parity", "--num_generations", "4", "--updates_per_generation", "2",
+                "--max_completion_length", "24", "--learning_rate", "1e-3", *train]
     return [*cli, "loop", "--model", ctx["model"], "--dataset", ctx["data"], "--out", str(out), "--iterations", "2",
             "--method", "nft", "--n", "4", "--max-new-tokens", "24", "--max-steps", "3", "--batch-size", "4",
             "--use-cpu", "--no-progress", "--seed", "0", "--verifier", "faults:length_parity"]

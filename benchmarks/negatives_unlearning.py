@@ -1,7 +1,12 @@
 """Does NPO keep model utility where gradient ascent loses it? NPO vs GA on the synthetic TOFU, seeds and CIs.
+The same harness compares LoReUn's reweighting with the plain methods (run ``loreun_unlearning``).
 
     python benchmarks/negatives_unlearning.py [--seeds 0,1,2,3,4] [--tune-seed 100] [--lrs 5e-4,1e-3,2e-3,5e-3]
-        [--steps 40] [--eval-every 5] [--facts-steps 500] [--methods ga,npo] [--work DIR] [--plot PNG]
+        [--steps 40] [--eval-every 5] [--facts-steps 500] [--methods ga,npo] [--compare npo:ga]
+        [--work DIR] [--plot PNG]
+
+``--methods``: negtune unlearning methods, or a method with a plug-in (``npo+loreun``: ``--reweight loreun``);
+``--compare A:B,...``: the paired differences A - B reported.
 
 The claim (NPO paper, Figure 1 and its TOFU curves): gradient ascent's loss is unbounded, so by the time the
 forget set is forgotten the model's utility has collapsed; NPO's bounded loss slows the divergence and keeps
@@ -34,9 +39,31 @@ from pathlib import Path
 from common import HERE, Run, parser, section, write_result
 
 METRICS = ("forget_prob", "forget_quality", "model_utility")
-RUNS = (Run("negatives_unlearning", full=("--seeds", "0,1,2,3,4", "--plot", str(HERE / "negatives_unlearning.png")),
-            quick=("--seeds", "0,1", "--tune-seed", "100", "--lrs", "2e-3", "--steps", "4", "--eval-every", "2",
-                   "--facts-steps", "30")),)
+_QUICK = ("--seeds", "0,1", "--tune-seed", "100", "--lrs", "2e-3", "--steps", "4", "--eval-every", "2",
+          "--facts-steps", "30")
+RUNS = (Run("negatives_unlearning", full=("--seeds", "0,1,2,3,4,5,6,7,8,9", "--plot", str(HERE / "negatives_unlearning.png")),
+            quick=_QUICK),
+        Run("loreun_unlearning", full=("--seeds", "0,1,2,3,4,5,6,7,8,9", "--methods", "ga,ga+loreun,npo,npo+loreun",
+                                       "--compare", "ga+loreun:ga,npo+loreun:npo",
+                                       "--plot", str(HERE / "loreun_unlearning.png")),
+            quick=(*_QUICK, "--methods", "npo,npo+loreun", "--compare", "npo+loreun:npo")))
+PLUGINS = {"loreun": ("--reweight", "loreun")}  # LoReUn at its defaults (tau 1, the current model's loss)
+PLUGIN_LABELS = {"loreun": "LoReUn"}
+
+
+def label(variant: str) -> str:
+    """``npo+loreun`` -> ``NPO+LoReUn`` (tables and the figure)."""
+    method, *plugins = variant.split("+")
+    return "+".join([method.upper(), *(PLUGIN_LABELS.get(p, p) for p in plugins)])
+
+
+def variant_args(variant: str) -> tuple[str, list[str]]:
+    """``npo+loreun`` -> ("npo", ["--reweight", "loreun"]): the method and the flags of its plug-ins."""
+    method, *plugins = variant.split("+")
+    unknown = [p for p in plugins if p not in PLUGINS]
+    if unknown:
+        raise SystemExit(f"--methods {variant}: unknown plug-in {unknown[0]!r}; known: {', '.join(PLUGINS)}")
+    return method, [flag for p in plugins for flag in PLUGINS[p]]
 
 
 def base_models(work: Path, seed: int, facts_steps: int) -> dict:
@@ -76,8 +103,9 @@ def unlearn_curve(base: dict, method: str, lr: float, steps: int, every: int, se
     if done.exists():
         return json.loads(done.read_text())
     t0 = time.monotonic()
+    name, plugin_flags = variant_args(method)
     if not (run / "adapter_config.json").exists():
-        rc = train_main([method, "--model_name_or_path", str(base["full"]), "--output_dir", str(run),
+        rc = train_main([name, *plugin_flags, "--model_name_or_path", str(base["full"]), "--output_dir", str(run),
                          "--tofu_root", str(base["tofu"]), "--forget", "forget10", "--max_steps", str(steps),
                          "--per_device_train_batch_size", "4", "--learning_rate", str(lr), "--seed", str(seed),
                          "--save_strategy", "steps", "--save_steps", str(every), "--save_only_model", "true",
@@ -114,7 +142,7 @@ def plot(curves: dict[str, list[dict]], path: str) -> None:
         n = min(len(r["points"]) for r in runs)
         mu = [statistics.fmean(r["points"][i]["model_utility"] for r in runs) for i in range(n)]
         fq = [statistics.fmean(max(r["points"][i]["forget_quality"], 1e-30) for r in runs) for i in range(n)]
-        ax.plot(mu, fq, marker="o", ms=3, label=f"{method.upper()} (lr {runs[0]['lr']:g})")
+        ax.plot(mu, fq, marker="o", ms=3, label=f"{label(method)} (lr {runs[0]['lr']:g})")
         for r in runs:  # each seed, faint
             ax.plot([p["model_utility"] for p in r["points"]],
                     [max(p["forget_quality"], 1e-30) for p in r["points"]], alpha=0.15, color=ax.lines[-1].get_color())
@@ -135,25 +163,38 @@ def results_section(r: dict) -> str:
     rows = []
     for m, t in r["methods"].items():
         per = ", ".join("n/a" if v is None else f"{v:.3f}" for v in t["matched_utility"])
-        rows.append([m, f"{t['lr']:g}", per, _fmt(t["mean_matched_utility"]), _fmt(t["mean_final"]["forget_prob"]),
+        rows.append([label(m), f"{t['lr']:g}", per, _fmt(t["mean_matched_utility"]), _fmt(t["mean_final"]["forget_prob"]),
                      f"{t['mean_final']['forget_quality']:.2e}", _fmt(t["mean_final"]["model_utility"])])
-    d = r.get("difference")
-    claim = ("**NPO - GA, model utility at matched forgetting: " + format_difference(d) + "**"
-             + (" (the interval excludes 0)." if d["excludes_zero"] else " (the interval includes 0: no claim).")
-             ) if d else "No paired difference: a method did not reach the retain model's forget probability."
-    return section(
-        "Negatives that matter: NPO vs GA unlearning, synthetic TOFU (`benchmarks/negatives_unlearning.py`)",
+    claims = []
+    for pair, d in r["differences"].items():
+        a, b = (label(x) for x in pair.split(":"))
+        if d is None:
+            claims.append(f"No paired difference {a} - {b}: a method did not reach the retain model's forget "
+                          "probability.")
+            continue
+        verdict = " (the interval excludes 0)." if d["excludes_zero"] else " (the interval includes 0: no claim)."
+        claims.append(f"**{a} - {b}, model utility at matched forgetting: {format_difference(d)}**{verdict}")
+    claim = " ".join(claims)
+    loreun = any("loreun" in m for m in r["methods"])
+    title = ("LoReUn's reweighting vs the plain unlearning methods, synthetic TOFU (`benchmarks/negatives_unlearning.py`"
+             ", run `loreun_unlearning`)" if loreun else
+             "Negatives that matter: NPO vs GA unlearning, synthetic TOFU (`benchmarks/negatives_unlearning.py`)")
+    plot_name = "loreun_unlearning.png" if loreun else "negatives_unlearning.png"
+    extra = (" LoReUn at its defaults (tau 1, dynamic: the current model's mean answer-token NLL), with the same "
+             "learning-rate grid as the plain methods (tau not tuned)." if loreun else "")
+    return section(title,
         f"Seeds {r['seeds']} (each its own synthetic TOFU, model to unlearn and retain model; facts "
         f"{s['facts_steps']} steps); forget10, LoRA r16, batch 4, {s['steps']} steps, evaluated every "
         f"{s['eval_every']}. Learning rate per method chosen on tuning seed {s['tune_seed']} from the same grid "
         f"{s['lrs']} by utility at matched forgetting. Matched forgetting = the step where the forget-set "
         f"probability first falls to the retain model's (mean {r['retain_forget_prob']:.3f}); the model to "
-        f"unlearn starts at utility {r['start_utility']:.3f}, forget probability {r['start_forget_prob']:.3f}.",
+        f"unlearn starts at utility {r['start_utility']:.3f}, forget probability {r['start_forget_prob']:.3f}."
+        + extra,
         ["method", "lr", "utility at matched forgetting (per seed)", "mean", "final forget prob",
          "final forget quality", "final utility"], rows,
         claim + f" Tuning scores (utility at matched forgetting on the tuning seed): {r['tuning']}. "
         f"Training and evaluation time summed over all runs, tuning included: {r.get('run_seconds', 0):.0f} s; this "
-        f"invocation {r['seconds']:.0f} s (finished runs are reused). Figure: `negatives_unlearning.png` (forget "
+        f"invocation {r['seconds']:.0f} s (finished runs are reused). Figure: `{plot_name}` (forget "
         "quality, log scale, against model utility over training).")
 
 
@@ -170,6 +211,7 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--facts-steps", type=int, default=500)
     ap.add_argument("--methods", default="ga,npo")
+    ap.add_argument("--compare", default="npo:ga", help="paired differences A:B (A - B), comma-separated")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_unlearning"))
     ap.add_argument("--plot", help="write the forget-quality / model-utility figure here (PNG)")
     a = ap.parse_args()
@@ -210,19 +252,22 @@ def main() -> None:
                     "mean_final": {k: statistics.fmean(c["points"][-1][k] for c in curves[m]) for k in METRICS},
                     "curves": [[{k: round(p[k], 6) for k in ("step", *METRICS)} for p in c["points"]]
                                for c in curves[m]]}
-    difference = None
-    if {"npo", "ga"} <= set(methods) and table["npo"]["mean_matched_utility"] is not None \
-            and table["ga"]["mean_matched_utility"] is not None:
-        difference = paired_difference(table["npo"]["matched_utility"], table["ga"]["matched_utility"])
+    differences = {}
+    for pair in a.compare.split(","):
+        x, _, y = pair.partition(":")
+        if x not in table or y not in table:
+            ap.error(f"--compare {pair}: both sides must be among --methods")
+        both = table[x]["mean_matched_utility"] is not None and table[y]["mean_matched_utility"] is not None
+        differences[pair] = paired_difference(table[x]["matched_utility"], table[y]["matched_utility"]) if both else None
     if a.plot:
         plot(curves, a.plot)
-    write_result({"benchmark": "negatives_unlearning_npo_vs_ga", "seeds": seeds,
+    write_result({"benchmark": "negatives_unlearning", "seeds": seeds,
                   "settings": {"steps": a.steps, "eval_every": a.eval_every, "facts_steps": a.facts_steps,
                                "lrs": lrs, "tune_seed": a.tune_seed, "lora_r": 16, "batch": 4},
                   "retain_forget_prob": statistics.fmean(bases[s]["retain"]["forget_prob"] for s in seeds),
                   "start_forget_prob": statistics.fmean(bases[s]["start"]["forget_prob"] for s in seeds),
                   "start_utility": statistics.fmean(bases[s]["start"]["model_utility"] for s in seeds),
-                  "tuning": tuning, "methods": table, "difference": difference,
+                  "tuning": tuning, "methods": table, "differences": differences,
                   "run_seconds": round(sum(spent) + sum(c["total_s"] for cs in curves.values() for c in cs), 1),
                   "seconds": round(time.monotonic() - t0, 1)}, a.json)
 

@@ -31,13 +31,12 @@ perplexity is within 10% of the base's; lowest perplexity if none is). Paired by
 from __future__ import annotations
 
 import json
-import math
 import random
 import statistics
 import time
 from pathlib import Path
 
-from common import Run, parser, section, write_result
+from common import Run, completion_perplexity, parser, section, write_result
 
 TEMPLATES = ("Tell me about {name}.", "Write a short biography of {name}.")
 N_AUTHORS, HELD_OUT, ORDERINGS, MAX_NEW = 40, 8, 8, 100
@@ -108,14 +107,7 @@ def score(model_dir: str, held: list[dict]) -> dict:
         for row in out[:, mask.shape[1]:].tolist():
             cut = row.index(tok.eos_token_id) if tok.eos_token_id in row else len(row)
             conts.append(row[:cut])
-        nll, count = 0.0, 0
-        for ids, labels in pairs:
-            logits = model(torch.tensor([ids])).logits[0, :-1]
-            target = torch.tensor(labels[1:])
-            keep = target != -100
-            nll += torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum").item()
-            count += int(keep.sum())
-    return {**repetition_metrics(conts), "ppl": math.exp(nll / count),
+    return {**repetition_metrics(conts), "ppl": completion_perplexity(model, tok, held),
             "mean_length": statistics.fmean(len(c) for c in conts), "example": tok.decode(conts[0])[:300]}
 
 

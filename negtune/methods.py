@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from negtune.losses import goldfish as _goldfish
 from negtune.losses import npo as _npo
+from negtune.losses import reweight as _reweight
 from negtune.losses import rlvr as _rlvr
 from negtune.losses.contrastive import contrastive_rationale_loss
 from negtune.losses.unlikelihood import negative_unlikelihood_loss
@@ -42,7 +44,8 @@ class UnlearnTerms:
     ``logps``: summed answer log-probs of the forget examples; ``n_tokens``: their answer lengths;
     ``forget_nll``: mean token NLL over the batch's forget answers; ``ref_logps``: cached reference log-probs
     (methods with ``needs_reference``); ``retain_nll`` / ``retain_kl``: the retain term the entry asks for
-    (``retain="nll"`` / ``"kl"``), None when the batch has no retain examples."""
+    (``retain="nll"`` / ``"kl"``), None when the batch has no retain examples; ``weights``: per-example weights
+    of the forget term (``reweight: loreun``; mean 1), None for the plain mean."""
 
     logps: Any
     n_tokens: Any
@@ -50,6 +53,12 @@ class UnlearnTerms:
     ref_logps: Any = None
     retain_nll: Any = None
     retain_kl: Any = None
+    weights: Any = None
+
+
+def _forget_nll(t: UnlearnTerms) -> Any:
+    """The forget NLL GradDiff ascends: token-mean over the batch, each example's tokens scaled by its weight."""
+    return t.forget_nll if t.weights is None else -_npo.ga_loss(t.logps, t.n_tokens.sum(), t.weights)
 
 
 def _plus_retain(loss, terms: UnlearnTerms, a) -> Any:
@@ -107,7 +116,8 @@ _UNLEARN = ("negtune.trainers.unlearn_config:UnlearnConfig", "negtune.trainers.u
 _NFT_OFFLINE = ("negtune.trainers.nft_config:OfflineNFTConfig",
                 "negtune.trainers.nft_offline_trainer:OfflineNFTTrainer")
 _NFT = ("negtune.trainers.nft_config:NFTConfig", "negtune.trainers.nft_trainer:NFTTrainer")
-_GRPO = ("negtune.trainers.rlvr_config:GRPOBaselineConfig", "trl:GRPOTrainer")  # TRL's + updates_per_generation
+_GRPO = ("negtune.trainers.rlvr_config:GRPOBaselineConfig",  # TRL's, + updates_per_generation and exact resume
+         "negtune.trainers.grpo_trainer:GRPOTrainer")
 _NPO_PAPER = "Zhang et al. 2024, Negative Preference Optimization (arXiv:2404.05868)"
 _NFT_PAPER = "Chen et al. 2025, Bridging Supervised Learning and RL in Math Reasoning (NFT, arXiv:2505.18116)"
 
@@ -117,34 +127,34 @@ _ENTRIES = [
            objective="gradient ascent: minimise the forget log-likelihood",
            paper="Jang et al. 2023, Knowledge Unlearning (arXiv:2210.01504); TOFU (Maini et al. 2024)",
            defaults={"method": "ga"}, baseline=True,
-           unlearn_objective=lambda t, a: a.forget_weight * _npo.ga_loss(t.logps, t.n_tokens.sum())),
+           unlearn_objective=lambda t, a: a.forget_weight * _npo.ga_loss(t.logps, t.n_tokens.sum(), t.weights)),
     Method("graddiff", "unlearn", *_UNLEARN, loss=_npo.graddiff_loss,
            objective="-gamma NLL_forget + alpha NLL_retain",
            paper="Liu et al. 2022, Continual Learning and Private Unlearning; TOFU (Maini et al. 2024)",
            defaults={"method": "graddiff"}, baseline=True, retain="nll", needs_retain=True,
-           unlearn_objective=lambda t, a: _npo.graddiff_loss(t.forget_nll, t.retain_nll, a.forget_weight,
+           unlearn_objective=lambda t, a: _npo.graddiff_loss(_forget_nll(t), t.retain_nll, a.forget_weight,
                                                              a.retain_weight)),
     Method("npo", "unlearn", *_UNLEARN, loss=_npo.npo_loss,
            objective="(2/beta) softplus(beta (log pi - log pi_ref)) on the forget set",
            paper=_NPO_PAPER, defaults={"method": "npo", "beta": 0.1}, needs_reference=True,
-           unlearn_objective=lambda t, a: a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta)),
+           unlearn_objective=lambda t, a: a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta, t.weights)),
     Method("npo_rt", "unlearn", *_UNLEARN, loss=_npo.npo_loss,
            objective="NPO + alpha NLL_retain", paper=_NPO_PAPER,
            defaults={"method": "npo_rt", "beta": 0.1}, needs_reference=True, retain="nll", needs_retain=True,
            unlearn_objective=lambda t, a: _plus_retain(
-               a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta), t, a)),
+               a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta, t.weights), t, a)),
     Method("npo_kl", "unlearn", *_UNLEARN, loss=_npo.kl_ref_policy,
            objective="NPO + alpha KL(pi_ref || pi) on the retain set", paper=_NPO_PAPER,
            defaults={"method": "npo_kl", "beta": 0.1}, needs_reference=True, retain="kl", needs_retain=True,
            unlearn_objective=lambda t, a: _plus_retain(
-               a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta), t, a)),
+               a.forget_weight * _npo.npo_loss(t.logps, t.ref_logps, a.beta, t.weights), t, a)),
     Method("simnpo", "unlearn", *_UNLEARN, loss=_npo.simnpo_loss,
            objective="reference-free, length-normalised NPO (+ alpha NLL_retain when a retain set is given)",
            paper="Fan et al. 2024, Simplicity Prevails: Rethinking NPO for LLM Unlearning (arXiv:2410.07163)",
            defaults={"method": "simnpo", "beta": 2.5}, retain="nll",
            unlearn_objective=lambda t, a: _plus_retain(
                a.forget_weight * _npo.simnpo_loss(t.logps, t.n_tokens, a.beta, a.simnpo_delta,
-                                                  a.simnpo_delta_form), t, a)),
+                                                  a.simnpo_delta_form, t.weights), t, a)),
     # --- labeled positives and negatives --------------------------------------------------------------------
     Method("unlikelihood", "labeled", "negtune.trainers.unlikelihood_config:UnlikelihoodConfig",
            "negtune.trainers.unlikelihood_trainer:UnlikelihoodTrainer", loss=negative_unlikelihood_loss,
@@ -182,6 +192,32 @@ _ENTRIES = [
 ]
 
 METHODS: dict[str, Method] = {m.name: m for m in _ENTRIES}
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """An option that changes one part of several methods' losses (a config field, not a method of its own)."""
+
+    name: str
+    flag: str  # the config field that switches it on, and the value
+    methods: tuple[str, ...]  # the methods whose config has the field
+    loss: Callable  # its pure function in negtune.losses
+    what: str
+    paper: str
+    recipe: str
+
+
+PLUGINS: dict[str, Plugin] = {p.name: p for p in (
+    Plugin("loreun", "--reweight loreun", tuple(m.name for m in _ENTRIES if m.family == "unlearn"),
+           _reweight.loreun_weights,
+           "loss-based reweighting of the forget examples: w_i = B softmax(-NLL_i / tau)",
+           "Li et al. 2025, LoReUn: Data Itself Implicitly Provides Cues to Improve Machine Unlearning "
+           "(arXiv:2507.22499)", "recipes/npo/tiny-loreun.yaml"),
+    Plugin("goldfish", "--goldfish_k K", ("unlikelihood", "contrastive"), _goldfish.goldfish_drop_mask,
+           "1 in k positive answer tokens left out of the likelihood loss, by a hash of the tokens ending at it",
+           "Hans et al. 2024, Be like a Goldfish, Don't Memorize! (arXiv:2406.10209)",
+           "recipes/unlikelihood/tiny-goldfish.yaml"),
+)}
 
 
 def get(name: str) -> Method:

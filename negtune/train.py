@@ -8,7 +8,6 @@ A YAML ``--config`` gives defaults; command-line flags override them. ``--resume
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -250,6 +249,9 @@ def usage() -> str:
         for m in methods.METHODS.values():
             if m.family == family:
                 lines.append(f"  {m.name:<13} {m.objective}{'  [baseline]' if m.baseline else ''}")
+    lines.append("\nplug-ins (options of several methods):")
+    for p in methods.PLUGINS.values():
+        lines.append(f"  {p.flag:<18} {p.what} ({', '.join(p.methods)})")
     lines.append("\nrecipes: recipes/METHOD/tiny.yaml (CPU, seconds) and real-model recipes beside them")
     return "\n".join(lines)
 
@@ -287,22 +289,43 @@ def main(argv: list[str] | None = None) -> int:
                          f"prompts from {data_args.dataset}, rewards from the {data_args.verifier!r} verifier")
     if trainer.is_world_process_zero():
         print(f"saved {'adapter' if peft_enabled(trainer) else 'model'} and model card to {train_args.output_dir}")
-    _shutdown(trainer)
+    _finish(trainer)
+    del trainer  # this frame can outlive the call: see _release_process_group
+    _release_process_group()
     return 0
 
 
-def _shutdown(trainer) -> None:
-    """Leave nothing running at exit: a process group left to interpreter teardown can abort a rank
-    (``terminate called without an active exception``) after the model is saved."""
+def _finish(trainer) -> None:
+    """Every rank has saved, and a colocated vLLM engine is stopped (before its own process groups go)."""
     import torch.distributed as dist
 
     from negtune.trainers.vllm_sync import close_colocated_vllm
 
-    distributed = dist.is_available() and dist.is_initialized()
-    if distributed:
+    if dist.is_available() and dist.is_initialized():
         dist.barrier()  # every rank has finished saving before any tears the group down
-    close_colocated_vllm(trainer)  # vLLM's groups first (it may tear down the default group itself)
-    if distributed and dist.is_initialized():
+    close_colocated_vllm(trainer)
+
+
+def _release_process_group() -> None:
+    """Destroy the process group once nothing else holds it, so its threads end here and not at teardown.
+
+    Why it needs care (issue 17, item 14): a library that keeps an exception caught at import time (vLLM keeps
+    ``_torchcodec_import_exc`` when torchcodec is absent, as in CI) keeps that exception's traceback, whose
+    frames reach back through the import to the negtune frames on the stack at the time, ``main`` among them;
+    a frame object keeps its locals after it returns. ``main``'s ``trainer`` and, through it, DDP's
+    reducer then held the gloo process group past ``destroy_process_group()``: its worker threads
+    (``pt_gloo_runloop``, ``gloo_tcp_loop``) were still running at interpreter teardown, where a loaded
+    machine sometimes saw a rank abort with ``terminate called without an active exception`` after the
+    model was saved. The caller drops its ``trainer`` first; the collection frees the trainer's reference
+    cycles (callbacks hold the trainer), so the DDP wrapper, and then the group, are freed now.
+    ``tests/test_distributed.py`` checks that no gloo thread is left when ``main`` returns.
+    """
+    import gc
+
+    import torch.distributed as dist
+
+    gc.collect()
+    if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -311,13 +334,4 @@ def peft_enabled(trainer) -> bool:
 
 
 if __name__ == "__main__":
-    code = main()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # A launched rank has saved its outputs and left the process group; under load, interpreter teardown
-        # still sometimes aborted rank 1 (`terminate called without an active exception`, a joinable C++
-        # thread destroyed at exit; the cause is not found: issue 17, item 14). Skip teardown once the
-        # work is done.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    sys.exit(main())

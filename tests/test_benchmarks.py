@@ -78,7 +78,14 @@ MINIMAL = {
         "methods": {m: {"lr": 2e-3, "matched_utility": [0.5, None], "mean_matched_utility": None, "reached": "1/2",
                         "mean_final": {"forget_prob": 0.2, "forget_quality": 1e-3, "model_utility": 0.5}}
                     for m in ("ga", "npo")},
-        "difference": None, "seconds": 60.0},
+        "differences": {"npo:ga": None}, "seconds": 60.0},
+    "loreun_unlearning": {
+        "seeds": [0, 1], "settings": {"steps": 4, "eval_every": 2, "facts_steps": 30, "lrs": [2e-3], "tune_seed": 100},
+        "retain_forget_prob": 0.3, "start_forget_prob": 0.9, "start_utility": 0.8, "tuning": {"npo": {"0.002": 0.5}},
+        "methods": {m: {"lr": 2e-3, "matched_utility": [0.5, 0.4], "mean_matched_utility": 0.45, "reached": "2/2",
+                        "mean_final": {"forget_prob": 0.2, "forget_quality": 1e-3, "model_utility": 0.5}}
+                    for m in ("npo", "npo+loreun")},
+        "differences": {"npo+loreun:npo": _DIFF}, "seconds": 60.0},
     "negatives_unlikelihood": {
         "seeds": [0, 1], "settings": {"base_steps": 10, "steps": 2, "lrs": [1e-3], "tune_seed": 100},
         "base": {"seq_rep_4": 0.6, "ppl": 8.0}, "tuning": {"mle": {"0.001": {"seq_rep_4": 0.5, "ppl": 8.0}}},
@@ -87,6 +94,11 @@ MINIMAL = {
         "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05, "seconds": 9.0},
     "negatives_ngrpo_grpo": _RLVR,
     "negatives_nft_rft": _RLVR | {"pair": ["nft", "rft"], "metric": "avg@8"},
+    "goldfish_memorisation": {
+        "seeds": [0, 1], "settings": {"steps": 6, "lr": 3e-3, "k": 4, "h": 13, "suffix": 8},
+        "methods": {m: {"exact_match": [1.0, 0.5], "matched_prefix": [8.0, 4.0], "held_out_ppl": [8.0, 9.0]}
+                    for m in ("standard", "goldfish")},
+        "difference": _DIFF, "ppl_difference": _DIFF, "train_seconds": 10.0, "seconds": 12.0},
     "tofu_eval": {"questions": 8, "parameters": 1000, "batch_size": 8, "batched_seconds": 1.0,
                   "per_example_seconds": 3.0, "speedup": 3.0, "max_metric_difference": 0.0,
                   "identical_generations": "8/8"},
@@ -133,18 +145,24 @@ def test_negatives_unlearning_smoke_runs_resumes_and_reports(tmp_path):
     script = Path(run_all.__file__).parent / "negatives_unlearning.py"
     cmd = [sys.executable, str(script), "--seeds", "0", "--tune-seed", "100", "--lrs", "5e-3", "--steps", "4",
            "--eval-every", "2", "--facts-steps", "30", "--work", str(tmp_path / "work"),
+           "--methods", "ga,npo,npo+loreun", "--compare", "npo:ga,npo+loreun:npo",
            "--plot", str(tmp_path / "fig.png"), "--json", str(tmp_path / "r.json")]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
-    for m in ("ga", "npo"):
+    assert set(r["differences"]) == {"npo:ga", "npo+loreun:npo"}
+    state = json.loads(next((tmp_path / "work").rglob("npo+loreun-lr0.005/trainer_state.json")).read_text())
+    assert any("reweight_max" in h for h in state["log_history"])  # the plug-in reached the trainer
+    for m in ("ga", "npo", "npo+loreun"):
         t = r["methods"][m]
         assert len(t["curves"]) == 1 and [p["step"] for p in t["curves"][0]] == [0, 2, 4]
         assert t["curves"][0][0] == r["methods"]["ga"]["curves"][0][0]  # both start from the same model
         assert t["curves"][0][-1]["forget_prob"] < t["curves"][0][0]["forget_prob"]  # it unlearned something
     assert (tmp_path / "fig.png").stat().st_size > 0
     module, _ = run_all.benchmarks()["negatives_unlearning"]
-    assert "NPO vs GA" in module.results_section(r)
+    assert "NPO vs GA" in module.results_section({**r, "methods": {m: r["methods"][m] for m in ("ga", "npo")},
+                                                   "differences": {"npo:ga": r["differences"]["npo:ga"]}})
+    assert "NPO+LoReUn - NPO" in module.results_section(r)
     runs = sorted((tmp_path / "work").rglob("curve.json"))
     stamps = [p.stat().st_mtime_ns for p in runs]
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -173,3 +191,28 @@ def test_negatives_unlikelihood_and_rlvr_smoke(tmp_path):
         assert "Negatives that matter" in module.results_section(r)
     ul_r = json.loads((tmp_path / "ul.json").read_text())
     assert all(0 <= v <= 1 for v in ul_r["methods"]["seq_ul"]["seq_rep_4"])
+
+
+def test_goldfish_memorisation_smoke(tmp_path):
+    """The Goldfish experiment end to end at smoke size: both runs trained and scored from one initial model, the
+    paired difference reported, a rerun reusing every run."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(run_all.__file__).parent / "goldfish_memorisation.py"
+    cmd = [sys.executable, str(script), "--seeds", "0", "--steps", "4", "--suffix", "8", "--work", str(tmp_path),
+           "--json", str(tmp_path / "r.json")]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    for m in ("standard", "goldfish"):
+        assert 0 <= r["methods"][m]["exact_match"][0] <= 1 and 0 <= r["methods"][m]["matched_prefix"][0] <= 8
+        assert r["methods"][m]["held_out_ppl"][0] > 1
+    runs = sorted(tmp_path.rglob("run.json"))
+    assert len(runs) == 2
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    module, _ = run_all.benchmarks()["goldfish_memorisation"]
+    assert "Goldfish - standard, exact-match rate" in module.results_section(r)

@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 
 
-def _launch(args, tmp_path):
+def _launch(args, tmp_path, module="negtune.train"):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",  # tests/ for the test-only verifiers
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(RECIPES / "accelerate/ddp.yaml"),
            "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", "0",
-           "-m", "negtune.train", *args]
+           "-m", module, *args]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
@@ -56,8 +56,11 @@ def test_two_process_ddp(method, tiny_facts_model_dir, tiny_model_dir, tmp_path)
                 "--per_device_train_batch_size", "8"]
         if method == "nft":  # half the prompts give all-wrong groups: dynamic sampling refills across ranks
             args += ["--verifier", "rl_rewards:odd_answers_split"]
-    log = _launch([*args, "--output_dir", str(out), "--max_steps", "2", "--disable_tqdm", "true"], tmp_path)
+    log = _launch([*args, "--output_dir", str(out), "--max_steps", "2", "--disable_tqdm", "true"], tmp_path,
+                  module="exit_threads")
     assert log.count("saved ") == 1  # rank 0 alone reports and writes
+    # the process group is gone, threads and all, before interpreter teardown (issue 17, item 14)
+    assert log.count("process-group threads left at exit: []") == 2, log[-3000:]
     assert (out / "README.md").exists()
     assert (out / "adapter_model.safetensors").exists() or (out / "model.safetensors").exists()
     if method == "nft":

@@ -150,3 +150,22 @@ def test_demo_methods_are_registry_names():
     source = (ROOT / "negtune" / "demo.py").read_text()
     used = re.findall(r'"\w+": \("(\w+)", \[', source)
     assert used and set(used) <= set(METHODS)
+
+
+def test_plugins_are_options_of_their_methods_and_documented():
+    import dataclasses
+
+    import yaml
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("**Plug-ins**"):]
+    for p in methods.PLUGINS.values():
+        field = p.flag.split()[0].removeprefix("--")
+        for name in p.methods:  # the switch is a documented field of every method it names
+            spec = {f.name: f for f in dataclasses.fields(METHODS[name].config_class)}
+            assert field in spec and spec[field].metadata.get("help"), (p.name, name)
+        assert f"`{p.flag.split()[0]}" in table and p.paper.split(",")[0] in table
+        assert p.loss.__doc__ and (ROOT / p.recipe).exists()
+        recipe = yaml.safe_load((ROOT / p.recipe).read_text())
+        assert field in recipe and recipe["method"] in p.methods
+    assert set(methods.PLUGINS) == {"loreun", "goldfish"}

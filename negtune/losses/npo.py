@@ -8,15 +8,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from negtune.losses.reweight import weighted_mean
 
-def ga_loss(policy_logps: torch.Tensor, num_tokens: torch.Tensor | int | None = None) -> torch.Tensor:
+
+def ga_loss(policy_logps: torch.Tensor, num_tokens: torch.Tensor | int | None = None,
+            weights: torch.Tensor | None = None) -> torch.Tensor:
     """Gradient ascent on the forget set: minimise the log-likelihood of the forget answers.
 
         L_GA = (1/N) * sum_i log pi_theta(y_i | x_i)      (= - mean NLL, maximising the forget NLL)
 
     ``num_tokens`` given: divide by the batch's answer-token count instead of B, which is exactly
     ``-outputs.loss`` of a Hugging Face model (open-unlearning's GradAscent). Same direction either way.
+    ``weights`` (B,), mean 1 (LoReUn, :mod:`negtune.losses.reweight`): each example's term scaled by w_i.
     """
+    if weights is not None:
+        policy_logps = weights * policy_logps
     if num_tokens is None:
         return policy_logps.mean()
     return policy_logps.sum() / num_tokens
@@ -31,7 +37,8 @@ def graddiff_loss(forget_nll: torch.Tensor, retain_nll: torch.Tensor, gamma: flo
     return -gamma * forget_nll + alpha * retain_nll
 
 
-def npo_loss(policy_logps: torch.Tensor, ref_logps: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+def npo_loss(policy_logps: torch.Tensor, ref_logps: torch.Tensor, beta: float = 0.1,
+             weights: torch.Tensor | None = None) -> torch.Tensor:
     """Negative Preference Optimization (Zhang et al. 2024, eq. 3):
 
         L_NPO = -(2/beta) * E_forget[ log sigmoid( -beta * (log pi_theta(y|x) - log pi_ref(y|x)) ) ]
@@ -39,9 +46,10 @@ def npo_loss(policy_logps: torch.Tensor, ref_logps: torch.Tensor, beta: float = 
     written as (2/beta) * softplus(beta * log-ratio) for stability. Its gradient is gradient ascent's,
     scaled per sample by w = 2 * sigmoid(beta * log-ratio) (see :func:`npo_weight`), which vanishes as
     the forget likelihood falls; as beta -> 0 it tends to GA.
+    ``weights`` (B,), mean 1 (LoReUn): E_forget becomes the weighted mean (1/B) sum_i w_i (...).
     """
     log_ratio = policy_logps - ref_logps
-    return (2.0 / beta) * F.softplus(beta * log_ratio).mean()
+    return (2.0 / beta) * weighted_mean(F.softplus(beta * log_ratio), weights)
 
 
 @torch.no_grad()
@@ -51,7 +59,7 @@ def npo_weight(policy_logps: torch.Tensor, ref_logps: torch.Tensor, beta: float 
 
 
 def simnpo_loss(policy_logps: torch.Tensor, lengths: torch.Tensor, beta: float = 2.5, gamma: float = 0.0,
-                gamma_form: str = "reference") -> torch.Tensor:
+                gamma_form: str = "reference", weights: torch.Tensor | None = None) -> torch.Tensor:
     """SimNPO (Fan et al. 2024), reference-free with length normalisation. The paper writes
 
         L_SimNPO = -(2/beta) * E_forget[ log sigmoid( -(beta/|y|) * log pi_theta(y|x) - gamma ) ]     (gamma_form="paper")
@@ -65,11 +73,12 @@ def simnpo_loss(policy_logps: torch.Tensor, lengths: torch.Tensor, beta: float =
     WMDP) was tuned with that code, so a gamma copied from it means what its authors meant. The two agree at
     gamma = 0, the TOFU setting. Both are written as (2/beta) * softplus(...) for stability.
     TOFU defaults: forget05 beta=2.5, forget10 beta=4.5, gamma=0 (add alpha * NLL_retain outside).
+    ``weights`` (B,), mean 1 (LoReUn): E_forget becomes the weighted mean.
     """
     if gamma_form not in ("reference", "paper"):
         raise ValueError(f"gamma_form must be 'reference' or 'paper', got {gamma_form!r}")
     margin = beta * gamma if gamma_form == "reference" else gamma
-    return (2.0 / beta) * F.softplus(beta * policy_logps / lengths.clamp(min=1) + margin).mean()
+    return (2.0 / beta) * weighted_mean(F.softplus(beta * policy_logps / lengths.clamp(min=1) + margin), weights)
 
 
 def kl_ref_policy(policy_logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor | None = None,

@@ -99,8 +99,43 @@ def load_for_training(model, peft_config=None, trust_remote_code: bool = False):
     return model
 
 
-class NegtuneTrainer(Trainer):
-    """Base class: metric bookkeeping, non-finite guard, model card. Subclasses set ``method_name``."""
+class ExtraStateMixin:
+    """Exact resume for a Trainer (negtune's or TRL's) that keeps state outside the model, optimizer, scheduler
+    and RNGs: ``_extra_state()`` is saved per process with every checkpoint, ``_load_extra_state`` gets it back."""
+
+    def _extra_state(self) -> dict[str, Any] | None:
+        """What a subclass must carry across a resume (tensors, numbers, lists, tuples, dicts); None: nothing."""
+        return None
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def _save_checkpoint(self, model, trial) -> None:
+        extra = self._extra_state()
+        if extra is not None:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)  # before the weights: a folder with weights is complete
+            torch.save(extra, folder / EXTRA_STATE_FILE.format(rank=self.args.process_index))
+        super()._save_checkpoint(model, trial)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)  # called once per resume, in every launch mode
+        if checkpoint is None or self._extra_state() is None:
+            return
+        path = Path(checkpoint) / EXTRA_STATE_FILE.format(rank=self.args.process_index)
+        if not path.exists():
+            logger.warning("%s: no %s (saved with another number of processes, or by an older negtune); "
+                           "%s state starts afresh, so the resumed run will not equal an uninterrupted one",
+                           checkpoint, path.name, getattr(self, "method_name", type(self).__name__))
+            return
+        self._load_extra_state(torch.load(path, weights_only=True))
+
+
+class NegtuneTrainer(ExtraStateMixin, Trainer):
+    """Base class: metric bookkeeping, non-finite guard, model card, exact resume (:class:`ExtraStateMixin`).
+    Subclasses set ``method_name``."""
 
     method_name = "negtune"
     _data_description = ""
@@ -141,36 +176,6 @@ class NegtuneTrainer(Trainer):
             f"{self.method_name}: loss is {loss.item()} at step {self.state.global_step + 1} "
             f"(batch rows {rows}); stopping. The last checkpoint is kept: {last or 'none written yet'}"
         )
-
-    # --- exact resume: state that lives outside the model, optimizer, scheduler and RNGs ------------------
-    def _extra_state(self) -> dict[str, Any] | None:
-        """What a subclass must carry across a resume (tensors, numbers, lists, tuples, dicts); None: nothing."""
-        return None
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
-
-    def _save_checkpoint(self, model, trial) -> None:
-        extra = self._extra_state()
-        if extra is not None:
-            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            folder.mkdir(parents=True, exist_ok=True)  # before the weights: a folder with weights is complete
-            torch.save(extra, folder / EXTRA_STATE_FILE.format(rank=self.args.process_index))
-        super()._save_checkpoint(model, trial)
-
-    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
-        super()._load_optimizer_and_scheduler(checkpoint)  # called once per resume, in every launch mode
-        if checkpoint is None or self._extra_state() is None:
-            return
-        path = Path(checkpoint) / EXTRA_STATE_FILE.format(rank=self.args.process_index)
-        if not path.exists():
-            logger.warning("%s: no %s (saved with another number of processes, or by an older negtune); "
-                           "%s state starts afresh, so the resumed run will not equal an uninterrupted one",
-                           checkpoint, path.name, self.method_name)
-            return
-        self._load_extra_state(torch.load(path, weights_only=True))
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from negtune.trainers.goldfish import GoldfishFields
+
 
 @dataclass
-class ContrastiveRationaleConfig(TrainingArguments):
+class ContrastiveRationaleConfig(GoldfishFields, TrainingArguments):
     """Contrastive rationale distillation (QCRD, Wang et al. 2024), adapted from the paper's description:
 
         L = a1 * L_answer + a2 * weighted NLL(positives) + a3 * weighted max(0, delta - NLL(negatives))
@@ -20,6 +22,7 @@ class ContrastiveRationaleConfig(TrainingArguments):
     s: positives by s, negatives (failed rollouts and self-adversarial ones alike) by 1 - s, so high-quality
     (confusable) negatives are pushed less. The paper's min over each question's positive set and max over its
     negative set are ``positive_set="min"`` / ``negative_set="max"``.
+    ``goldfish_k``: the Goldfish loss on the positive and gold-answer NLL (:mod:`negtune.trainers.goldfish`).
     """
 
     method: str = field(default="contrastive", metadata={"help": "fixed: lets a recipe name its method"})

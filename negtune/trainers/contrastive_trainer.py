@@ -22,6 +22,7 @@ from negtune.losses.logps import target_logits, token_logps
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
+from negtune.trainers.goldfish import goldfish_labels
 
 POSITIVE, NEGATIVE, ANSWER = 0, 1, 2
 
@@ -117,6 +118,8 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
         for i, item in enumerate(items):
             item["index"] = i
             item["prompt_len"] = prompt_length(item["labels"])
+            if item["kind"] != NEGATIVE:  # Goldfish (when set) on the likelihood terms only
+                item["labels"] = goldfish_labels(args, item["input_ids"], item["labels"])
         n_pos = sum(x["kind"] == POSITIVE for x in items)
         n_neg = sum(x["kind"] == NEGATIVE for x in items)
         self._data_description = f"{n_pos} positive and {n_neg} negative rationales, {len(answers_done)} answers"

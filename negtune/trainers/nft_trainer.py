@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from trl import GRPOTrainer
 
 from negtune.losses.rlvr import group_pass_rates, nft_prompt_weight, nft_token_loss
+from negtune.trainers.grpo_trainer import GRPOTrainer
 from negtune.trainers.nft_config import NFTConfig
 from negtune.trainers.rlvr_common import GroupRewardsMixin
 

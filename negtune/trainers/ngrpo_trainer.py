@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from trl import GRPOTrainer
 
 from negtune.losses.rlvr import ngrpo_advantages
+from negtune.trainers.grpo_trainer import GRPOTrainer
 from negtune.trainers.ngrpo_config import NGRPOConfig
 from negtune.trainers.rlvr_common import GroupRewardsMixin
 

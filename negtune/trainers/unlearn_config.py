@@ -22,6 +22,8 @@ class UnlearnConfig(TrainingArguments):
     ``npo_rt``: gamma * L_NPO + alpha * NLL_retain; ``npo_kl``: gamma * L_NPO + alpha * KL(pi_ref || pi_theta) on
     the retain batch (averaged as ``kl_reduction`` says); ``simnpo``: gamma * L_SimNPO (+ alpha * NLL_retain when a
     retain set is given; its margin as ``simnpo_delta_form`` says).
+    ``reweight: loreun`` replaces the forget term's plain mean over the batch by LoReUn's weighted mean
+    (:func:`negtune.losses.reweight.loreun_weights`), whatever the method.
     Unset fields take the method's registry defaults (``beta``: 0.1 for the NPO family, 2.5 for SimNPO).
     """
 
@@ -45,6 +47,18 @@ class UnlearnConfig(TrainingArguments):
         "position of the padded retain batch (B x T: prompt, answer and padding), so it also holds the prompt "
         "distributions to pi_ref and its scale depends on the padding; 'answer_mean' (negtune's earlier form): "
         "the mean over the retain answer tokens only"), "choices": ["batchmean", "answer_mean"]})
+    reweight: str = field(default="none", metadata={"help": (
+        "per-example weights of the forget term, for every method: 'none' (the plain mean) or 'loreun' (LoReUn, "
+        "Li et al. 2025: w_i = B softmax(-l_i / tau), more weight to the forget examples the model still "
+        "predicts well; l_i = mean answer-token NLL; the retain term is not reweighted)"),
+        "choices": ["none", "loreun"]})
+    reweight_temperature: float = field(default=1.0, metadata={"help": (
+        "tau of reweight=loreun: small tau concentrates the batch's weight on its lowest-loss examples, "
+        "large tau tends to the plain mean")})
+    reweight_loss: str = field(default="current", metadata={"help": (
+        "whose loss sets LoReUn's weights: 'current' (LoReUn's dynamic variant: the model being unlearned, from "
+        "the same forward pass) or 'reference' (static: the model before unlearning, from the cached "
+        "reference log-probs)"), "choices": ["current", "reference"]})
     max_length: int = field(default=512, metadata={"help": "truncate prompt+answer to this many tokens"})
     system_prompt: str | None = field(default=None, metadata={
         "help": "system message before each question (chat templates); give the one the model will be "
@@ -65,5 +79,11 @@ class UnlearnConfig(TrainingArguments):
             raise ValueError(f"--beta must be > 0, got {self.beta}")
         if self.simnpo_delta_form not in ("reference", "paper"):
             raise ValueError(f"--simnpo_delta_form must be 'reference' or 'paper', got {self.simnpo_delta_form!r}")
+        if self.reweight not in ("none", "loreun"):
+            raise ValueError(f"--reweight must be 'none' or 'loreun', got {self.reweight!r}")
+        if self.reweight_loss not in ("current", "reference"):
+            raise ValueError(f"--reweight_loss must be 'current' or 'reference', got {self.reweight_loss!r}")
+        if self.reweight_temperature <= 0:
+            raise ValueError(f"--reweight_temperature must be > 0, got {self.reweight_temperature}")
         if self.kl_reduction not in ("batchmean", "answer_mean"):
             raise ValueError(f"--kl_reduction must be 'batchmean' or 'answer_mean', got {self.kl_reduction!r}")

@@ -14,6 +14,7 @@ from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses import kl_ref_policy, npo_weight, token_logps
 from negtune.losses.logps import target_logits
+from negtune.losses.reweight import loreun_weights
 from negtune.methods import UnlearnTerms
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
 from negtune.trainers.reference import cached_reference_logps
@@ -61,7 +62,9 @@ class UnlearnTrainer(NegtuneTrainer):
         rows = [{"index": i, "forget_input_ids": ids, "forget_labels": labels}
                 for i, (ids, labels) in enumerate(forget_ex)]
         self.ref_cache_file = None
-        if self.method_spec.needs_reference:
+        static_weights = args.reweight == "loreun" and args.reweight_loss == "reference"
+        self._needs_reference = self.method_spec.needs_reference or static_weights
+        if self._needs_reference:
             ref, self.ref_cache_file, self.ref_cache_hit = cached_reference_logps(
                 model, forget_ex, tok.pad_token_id, args.ref_cache_dir)
             for row, value in zip(rows, ref):
@@ -87,7 +90,9 @@ class UnlearnTrainer(NegtuneTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         a, spec = self.args, self.method_spec
         _, logps, n_tok, forget_nll = self._nll_and_logps(model, inputs, "forget")
-        ref = inputs["forget_ref_logps"].to(logps.dtype) if spec.needs_reference else None
+        cached = inputs["forget_ref_logps"].to(logps.dtype) if self._needs_reference else None
+        ref = cached if spec.needs_reference else None
+        weights = self._forget_weights(logps, n_tok, cached)
         retain_nll = retain_kl = None
         if self._retain_ex:
             retain = self._retain_batch(inputs)
@@ -96,13 +101,23 @@ class UnlearnTrainer(NegtuneTrainer):
             else:
                 retain_nll = self._nll_and_logps(model, retain, "retain")[3]
         terms = UnlearnTerms(logps=logps, n_tokens=n_tok, forget_nll=forget_nll, ref_logps=ref,
-                             retain_nll=retain_nll, retain_kl=retain_kl)
+                             retain_nll=retain_nll, retain_kl=retain_kl, weights=weights)
         loss = spec.unlearn_objective(terms, a)
         if ref is not None:
             self.record(npo_weight_mean=npo_weight(logps, ref, a.beta), log_ratio_mean=(logps - ref).detach())
         self.record(forget_nll=forget_nll, retain_nll=retain_nll, forget_logp_mean=logps.detach())
         self.check_finite(loss, inputs)
         return loss
+
+    def _forget_weights(self, logps, n_tok, ref_logps):
+        """LoReUn's weights of this batch's forget examples (None without ``reweight``), from the mean answer-token
+        NLL under the current model or, ``reweight_loss: reference``, under the model before unlearning."""
+        if self.args.reweight == "none":
+            return None
+        source = ref_logps if self.args.reweight_loss == "reference" else logps
+        weights = loreun_weights(-source / n_tok.clamp(min=1), self.args.reweight_temperature)
+        self.record(reweight_max=weights.max(), reweight_min=weights.min())
+        return weights
 
     def _retain_batch(self, inputs):
         """The retain partners of this batch's forget examples, collated on the batch's device."""

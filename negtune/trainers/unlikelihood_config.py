@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from negtune.trainers.goldfish import GoldfishFields
+
 
 @dataclass
-class UnlikelihoodConfig(TrainingArguments):
+class UnlikelihoodConfig(GoldfishFields, TrainingArguments):
     """NLL on positive completions + unlikelihood on negative ones (Welleck et al. 2019; "Don't Say That!").
 
         L = mean_{positive tokens} NLL + alpha * mean_{negative tokens} -log(1 - p(y-_t | x, y-_<t))
@@ -16,6 +18,7 @@ class UnlikelihoodConfig(TrainingArguments):
     Optional: token-level repetition UL on positives (``token_ul_alpha``) and sequence-level UL on the
     model's own greedy continuations (``seq_ul_rate`` of the steps): every token of a repeated n-gram pushed
     down, normalised by all continuation tokens, as the reference's ``ngram_repeat_mask`` / ``ul_seq``.
+    ``goldfish_k``: the Goldfish loss on the positives' NLL (:mod:`negtune.trainers.goldfish`).
     """
 
     method: str = field(default="unlikelihood", metadata={"help": "fixed: lets a recipe name its method"})

@@ -14,6 +14,7 @@ from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.unlikelihood import sequence_unlikelihood_loss
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
+from negtune.trainers.goldfish import goldfish_labels
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 
 
@@ -37,8 +38,9 @@ class UnlikelihoodTrainer(NegtuneTrainer):
         encoded = []
         for i, j in enumerate(keep):
             ids, labels = pairs[j]
-            encoded.append({"index": i, "input_ids": ids, "labels": labels, "is_positive": bool(rows[j]["label"]),
-                            "prompt_len": prompt_length(labels)})
+            positive = bool(rows[j]["label"])
+            encoded.append({"index": i, "input_ids": ids, "is_positive": positive, "prompt_len": prompt_length(labels),
+                            "labels": goldfish_labels(args, ids, labels) if positive else labels})
         n_pos = sum(r["is_positive"] for r in encoded)
         self._data_description = f"{n_pos} positive and {len(encoded) - n_pos} negative completions"
         self._rng = random.Random(args.seed)
