@@ -43,12 +43,15 @@ _QUICK = ("--seeds", "0,1", "--tune-seed", "100", "--lrs", "2e-3", "--steps", "4
           "--facts-steps", "30")
 RUNS = (Run("negatives_unlearning", full=("--seeds", "0,1,2,3,4,5,6,7,8,9", "--plot", str(HERE / "negatives_unlearning.png")),
             quick=_QUICK),
-        Run("loreun_unlearning", full=("--seeds", "0,1,2,3,4,5,6,7,8,9", "--methods", "ga,ga+loreun,npo,npo+loreun",
-                                       "--compare", "ga+loreun:ga,npo+loreun:npo",
+        Run("loreun_unlearning", full=("--seeds", "0,1,2,3,4,5,6,7,8,9", "--methods",
+                                       "ga,ga+loreun,ga+loreun_static,npo,npo+loreun,npo+loreun_static", "--compare",
+                                       "ga+loreun:ga,npo+loreun:npo,ga+loreun_static:ga,npo+loreun_static:npo",
                                        "--plot", str(HERE / "loreun_unlearning.png")),
             quick=(*_QUICK, "--methods", "npo,npo+loreun", "--compare", "npo+loreun:npo")))
-PLUGINS = {"loreun": ("--reweight", "loreun")}  # LoReUn at its defaults (tau 1, the current model's loss)
-PLUGIN_LABELS = {"loreun": "LoReUn"}
+# LoReUn at its defaults (tau 1): dynamic (the current model's loss) and static (the model before unlearning)
+PLUGINS = {"loreun": ("--reweight", "loreun"),
+           "loreun_static": ("--reweight", "loreun", "--reweight_loss", "reference")}
+PLUGIN_LABELS = {"loreun": "LoReUn", "loreun_static": "LoReUn-static"}
 
 
 def label(variant: str) -> str:
@@ -180,8 +183,9 @@ def results_section(r: dict) -> str:
              ", run `loreun_unlearning`)" if loreun else
              "Negatives that matter: NPO vs GA unlearning, synthetic TOFU (`benchmarks/negatives_unlearning.py`)")
     plot_name = "loreun_unlearning.png" if loreun else "negatives_unlearning.png"
-    extra = (" LoReUn at its defaults (tau 1, dynamic: the current model's mean answer-token NLL), with the same "
-             "learning-rate grid as the plain methods (tau not tuned)." if loreun else "")
+    extra = (" LoReUn at its defaults (tau 1; dynamic: the current model's mean answer-token NLL; static: the model "
+             "before unlearning's, from the cached reference log-probs), with the same learning-rate grid as the "
+             "plain methods (tau not tuned)." if loreun else "")
     return section(title,
         f"Seeds {r['seeds']} (each its own synthetic TOFU, model to unlearn and retain model; facts "
         f"{s['facts_steps']} steps); forget10, LoRA r16, batch 4, {s['steps']} steps, evaluated every "

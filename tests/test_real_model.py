@@ -264,3 +264,38 @@ def test_from_gguf_of_an_unsupported_architecture_names_it(tmp_path, capsys):
     assert f"{src}: transformers" in err and "cannot load this GGUF (architecture 'rwkv6')" in err
     assert "it reads llama, mistral, qwen2" in err
     assert not (tmp_path / "m").exists() and [p.name for p in tmp_path.iterdir()] == ["rwkv.gguf"]
+
+
+def test_plugins_train_the_real_model(smollm2_dir, shared_data, tmp_path):
+    """LoReUn (static weights: the cached reference) and Goldfish on SmolLM2-135M-Instruct, LoRA, one step each:
+    the real tokenizer's chat template, real TOFU forget rows and real GSM8K solutions."""
+    from peft import LoraConfig
+    from transformers import AutoTokenizer
+
+    from negtune.trainers import UnlearnConfig, UnlearnTrainer, UnlikelihoodConfig, UnlikelihoodTrainer
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    common = dict(max_steps=1, per_device_train_batch_size=4, learning_rate=1e-3, use_cpu=True, save_strategy="no",
+                  report_to="none", disable_tqdm=True, logging_steps=1)
+    forget = [json.loads(line) for line in (shared_data / "tofu" / "forget10.json").open()][:4]
+    npo = UnlearnTrainer(str(smollm2_dir), UnlearnConfig(output_dir=str(tmp_path / "npo"), method="npo",
+                                                         reweight="loreun", reweight_loss="reference",
+                                                         ref_cache_dir=str(tmp_path / "c"), **common),
+                         forget_dataset=forget, processing_class=tok, peft_config=lora)
+    npo.train()
+    logged = npo.state.log_history[0]
+    assert logged["reweight_max"] > 1.0 > logged["reweight_min"] > 0
+    gsm = [json.loads(line) for line in (shared_data / "math" / "gsm8k" / "test.jsonl").open()][:4]
+    rows = [{"prompt": r["question"], "completion": r["answer"], "label": True} for r in gsm]
+    plain = UnlikelihoodTrainer(str(smollm2_dir), UnlikelihoodConfig(output_dir=str(tmp_path / "a"), **common),
+                                train_dataset=rows, processing_class=tok, peft_config=lora)
+    fish = UnlikelihoodTrainer(str(smollm2_dir), UnlikelihoodConfig(output_dir=str(tmp_path / "b"), goldfish_k=4,
+                                                                     **common),
+                               train_dataset=rows, processing_class=tok, peft_config=lora)
+    def kept(trainer) -> int:
+        return sum(x != -100 for row in trainer.train_dataset for x in row["labels"])
+
+    assert 0.65 < kept(fish) / kept(plain) < 0.85  # about 1 in 4 answer tokens left out
+    fish.train()
+    assert fish.state.log_history[0]["positive_nll"] > 0
