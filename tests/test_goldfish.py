@@ -17,7 +17,7 @@ def test_hash_rule_by_hand():
     # h = 2: token i (i >= 2) is dropped when table[(x_{i-1} * x_i) mod 1,000,003] < 1/k
     ids = torch.tensor([5, 7, 11, 2, 3, 9, 400, 123])
     table = torch.rand(TABLE_SIZE, generator=torch.Generator().manual_seed(TABLE_SEED))
-    assert torch.equal(table, _table())  # the authors' fixed table: same drops on every machine and run
+    assert torch.equal(table, _table())  # the authors' table (CPU draw): same drops on every machine and run
     expect = [False, False] + [bool(table[(ids[i - 1] * ids[i]).item() % TABLE_SIZE] < 0.5) for i in range(2, 8)]
     assert goldfish_drop_mask(ids, k=2, h=2).tolist() == expect
     assert any(expect) and not all(expect[2:])  # the case tells drops from keeps
@@ -108,3 +108,17 @@ def test_the_goldfish_recipe_runs_from_the_command_line(tiny_model_dir, labeled_
                  "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2", "--disable_tqdm", "true"]) == 0
     card = (out / "README.md").read_text()
     assert '"goldfish_k": 4' in card and (out / "adapter_model.safetensors").exists()
+
+
+def test_a_row_keeps_its_labels_when_the_rule_would_drop_them_all():
+    from types import SimpleNamespace
+
+    from negtune.trainers.goldfish import goldfish_labels
+
+    args = SimpleNamespace(goldfish_k=2, goldfish_h=13, goldfish_strategy="static")
+    ids = [10, 11, 12, 13, 14, 15]
+    one_answer_token = [-100] * 5 + [15]  # static k=2 drops positions 1, 3, 5: the only answer token
+    assert apply_goldfish(ids, one_answer_token, 2, strategy="static") == [-100] * 6
+    assert goldfish_labels(args, ids, one_answer_token) == one_answer_token
+    two = [-100] * 4 + [14, 15]
+    assert goldfish_labels(args, ids, two) == [-100] * 4 + [14, -100]

@@ -168,3 +168,26 @@ def test_resume_online_ngrpo_inside_a_rollout(tiny_model_dir, tmp_path, monkeypa
         tmp_path, monkeypatch, capsys)
     state = torch.load(cut / f"checkpoint-{SAVE_EVERY}" / "negtune_state_0.pt", weights_only=True)
     assert state["micro_step"] == SAVE_EVERY and len(state["buffered_inputs"]) == 2
+
+
+def test_online_rollout_buffer_is_taken_back_only_under_its_layout():
+    """Resumed on another number of processes (or batch, accumulation, steps per generation), no process reuses
+    the saved rollout: a process without a state file starts a new one, so all must (else TRL's gathers hang)."""
+    from types import SimpleNamespace
+
+    from negtune.trainers.grpo_trainer import GRPOTrainer
+
+    def fake(world_size):
+        t = SimpleNamespace(args=SimpleNamespace(world_size=world_size, per_device_train_batch_size=4,
+                                                 gradient_accumulation_steps=1, steps_per_generation=2),
+                            num_iterations=1, _step=0, _buffered_inputs=None)
+        t._layout = lambda: GRPOTrainer._layout(t)
+        return t
+
+    saved = fake(2)
+    state = {"micro_step": 3, "buffered_inputs": ["slice 0", "slice 1"], "layout": saved._layout()}
+    same, more = fake(2), fake(4)
+    GRPOTrainer._load_extra_state(same, state)
+    GRPOTrainer._load_extra_state(more, state)
+    assert (same._step, same._buffered_inputs) == (3, ["slice 0", "slice 1"])
+    assert (more._step, more._buffered_inputs) == (0, None)

@@ -108,7 +108,8 @@ def test_loreun_static_weights_come_from_the_model_before_unlearning(tiny_facts_
 
 def test_reweight_config_errors():
     for bad, match in (({"reweight": "focal"}, "--reweight must be"), ({"reweight_loss": "old"}, "--reweight_loss"),
-                       ({"reweight_temperature": 0.0}, "--reweight_temperature must be > 0")):
+                       ({"reweight_temperature": 0.0}, "--reweight_temperature must be > 0"),
+                       ({"reweight": "loreun", "per_device_train_batch_size": 1}, "every weight is 1")):
         with pytest.raises(ValueError, match=match):
             UnlearnConfig(output_dir="x", method="npo", use_cpu=True, **bad)
 

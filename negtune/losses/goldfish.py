@@ -10,7 +10,8 @@ The drop rule follows the authors' code (github.com/ahans30/goldfish-loss, ``lit
 ``apply_goldfish``), read for this port:
 
 - ``hash`` (their ``hash-table``, the strategy their launch scripts run): a fixed table of 1,000,003 uniform
-  values (generator seed 2971215073); token i is dropped when ``table[prod(x_{i-h+1..i}) mod 1,000,003] < 1/k``.
+  values (generator seed 2971215073, drawn on the CPU: their code draws it on the training device, and a CUDA
+  generator gives other values); token i is dropped when ``table[prod(x_{i-h+1..i}) mod 1,000,003] < 1/k``.
   The window is the h tokens ending at the predicted token itself, as their code has it (``targets.unfold(1, h,
   1)`` on the shifted targets); the product is taken in int64 and wraps, as theirs. Tokens with fewer than h
   tokens before them in the sequence (the first h, counting the BOS/prompt tokens) are never dropped;

@@ -28,7 +28,9 @@ def loreun_weights(example_losses: torch.Tensor, temperature: float = 1.0) -> to
     - ``l_i``: negtune uses the example's mean answer-token NLL, -log pi(y_i|x_i) / |y_i|, so the weight does
       not favour short answers (the paper's tasks are classification and diffusion, whose losses are
       per-example already);
-    - the normalisation over the mini-batch (not the whole forget set), to mean 1;
+    - the normalisation over the batch each process computes (not the whole forget set, nor gathered across
+      processes or accumulation steps: each device's micro-batch is weighted on its own, as each computes its
+      own mean of the forget term), to mean 1; a batch of 1 is therefore unweighted, and the config refuses it;
     - static vs dynamic: ``reweight_loss`` in the unlearning config ("current": the model being trained, taken
       from the same forward pass, no extra cost; "reference": the model before unlearning, from the cached
       reference log-probs).

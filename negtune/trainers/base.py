@@ -130,7 +130,7 @@ class ExtraStateMixin:
                            "%s state starts afresh, so the resumed run will not equal an uninterrupted one",
                            checkpoint, path.name, getattr(self, "method_name", type(self).__name__))
             return
-        self._load_extra_state(torch.load(path, weights_only=True))
+        self._load_extra_state(torch.load(path, map_location=self.args.device, weights_only=True))
 
 
 class NegtuneTrainer(ExtraStateMixin, Trainer):

@@ -1,7 +1,8 @@
 """The Goldfish option of negtune's likelihood-on-positives losses (``goldfish_k``): see
 :mod:`negtune.losses.goldfish`. Taken by ``unlikelihood`` (its NLL on positive completions: with no negatives
 this is plain SFT) and ``contrastive`` (its positive-rationale and gold-answer NLL); negatives keep every token
-(pushing a token down is not memorising it)."""
+(pushing a token down is not memorising it). With ``token_ul_alpha`` a dropped token also leaves the
+repetition candidates of the tokens after it (it is not a loss token)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,10 @@ class GoldfishFields:
 
 
 def goldfish_labels(args, input_ids: list[int], labels: list[int]) -> list[int]:
-    """``labels`` as the loss sees them: unchanged unless ``args.goldfish_k`` is set."""
+    """``labels`` as the loss sees them: unchanged unless ``args.goldfish_k`` is set, and unchanged when the rule
+    would drop every answer token of a (short) row: a row with no loss token would count as NLL 0 in the
+    per-row means of ``contrastive`` (and be the one its ``positive_set="min"`` picks)."""
     if not args.goldfish_k:
         return labels
-    return apply_goldfish(input_ids, labels, args.goldfish_k, args.goldfish_h, args.goldfish_strategy)
+    dropped = apply_goldfish(input_ids, labels, args.goldfish_k, args.goldfish_h, args.goldfish_strategy)
+    return dropped if any(x != -100 for x in dropped) else labels

@@ -83,6 +83,9 @@ class UnlearnConfig(TrainingArguments):
             raise ValueError(f"--reweight must be 'none' or 'loreun', got {self.reweight!r}")
         if self.reweight_loss not in ("current", "reference"):
             raise ValueError(f"--reweight_loss must be 'current' or 'reference', got {self.reweight_loss!r}")
+        if self.reweight == "loreun" and self.per_device_train_batch_size < 2:
+            raise ValueError("--reweight loreun normalises its weights within each process's batch: with "
+                             "--per_device_train_batch_size 1 every weight is 1 (the plain method); use 2 or more")
         if self.reweight_temperature <= 0:
             raise ValueError(f"--reweight_temperature must be > 0, got {self.reweight_temperature}")
         if self.kl_reduction not in ("batchmean", "answer_mean"):
