@@ -193,6 +193,20 @@ def _cmd_eval_tofu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_likra(args: argparse.Namespace) -> int:
+    from negtune.evaluation.likra import evaluate_likra
+
+    cfg = args.configs[0]
+    r = evaluate_likra(cfg)
+    what = "multiple-choice accuracy" if r["task"] == "multiple_choice" else "accuracy of each prompt's pick"
+    print(f"{what} over {r['items']} {'questions' if r['task'] == 'multiple_choice' else 'samples'} (beta "
+          f"{r['settings']['beta']:g}):")
+    for rule, acc in r["accuracy"].items():
+        print(f"  {rule:<11} {acc:.3f}")
+    print(f"results: {cfg.out}/results.json")
+    return 0
+
+
 def _cmd_eval_compare(args: argparse.Namespace) -> int:
     from negtune.evaluation.report import compare_runs
 
@@ -340,7 +354,7 @@ def _add(sub, name: str, help: str, func, *dataclass_types, **kwargs) -> HfArgum
 
 
 _RUNS_MODELS = (_cmd_tiny_model, _cmd_model_prepare, _cmd_model_from_gguf, _cmd_rollout, _cmd_loop, _cmd_eval_math,
-                _cmd_eval_tofu, _cmd_demo)
+                _cmd_eval_tofu, _cmd_eval_likra, _cmd_demo)
 
 
 def _add_eval_parsers(sub) -> None:
@@ -352,6 +366,10 @@ def _add_eval_parsers(sub) -> None:
     t = _add(ev, "tofu", "TOFU unlearning metrics: probability, ROUGE-L, truth ratio, forget quality, model utility",
              _cmd_eval_tofu, TofuEvalConfig)
     t.add_argument("--no-progress", "--no_progress", action="store_true", help="no progress bars")
+    from negtune.evaluation.likra import LikraEvalConfig
+
+    _add(ev, "likra", "score with Likra's two heads: multiple-choice accuracy or re-ranking a rollout, every rule "
+         "(likra, positive head, base_likra, base)", _cmd_eval_likra, LikraEvalConfig)
     c = _add(ev, "compare", "two eval folders side by side (A, B, B - A per benchmark and metric)",
              _cmd_eval_compare, CompareArgs)
     c.add_argument("run_a", help="the first eval folder (A)")

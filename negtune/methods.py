@@ -23,6 +23,8 @@ from types import MappingProxyType
 from typing import Any
 
 from negtune.losses import goldfish as _goldfish
+from negtune.losses import likra as _likra
+from negtune.losses import nat as _nat
 from negtune.losses import npo as _npo
 from negtune.losses import reweight as _reweight
 from negtune.losses import rlvr as _rlvr
@@ -164,6 +166,15 @@ _ENTRIES = [
            "negtune.trainers.contrastive_trainer:ContrastiveRationaleTrainer", loss=contrastive_rationale_loss,
            objective="a1 L_answer + a2 weighted NLL(positives) + a3 weighted max(0, delta - NLL(negatives))",
            paper="Wang et al. 2024, QCRD: Quality-guided Contrastive Rationale Distillation"),
+    Method("nat", "labeled", "negtune.trainers.nat_config:NATConfig", "negtune.trainers.nat_trainer:NATTrainer",
+           loss=_nat.nat_loss,
+           objective="NLL of positives under a positive marker and negatives under a negative one; sample with +",
+           paper="Wang et al. 2024, Learning From Failure: Integrating Negative Examples when Fine-tuning LLMs "
+                 "as Agents (NAT, arXiv:2402.11651)"),
+    Method("likra", "labeled", "negtune.trainers.likra_config:LikraConfig",
+           "negtune.trainers.likra_trainer:LikraTrainer", loss=_likra.likra_score,
+           objective="a positive and a negative LoRA head (NLL each); answers scored by log P+ - beta log P-",
+           paper="Hamdan and Yuret 2025, How much do LLMs learn from negative examples? (Likra, arXiv:2503.14391)"),
     # --- RLVR from a labeled rollout --------------------------------------------------------------------------
     Method("nft_offline", "offline_rlvr", *_NFT_OFFLINE, loss=_rlvr.nft_token_loss,
            objective="NFT on a fixed rollout: positives up, negatives through the implicit negative policy",
@@ -213,7 +224,7 @@ PLUGINS: dict[str, Plugin] = {p.name: p for p in (
            "loss-based reweighting of the forget examples: w_i = B softmax(-NLL_i / tau)",
            "Li et al. 2025, LoReUn: Data Itself Implicitly Provides Cues to Improve Machine Unlearning "
            "(arXiv:2507.22499)", "recipes/npo/tiny-loreun.yaml"),
-    Plugin("goldfish", "--goldfish_k K", ("unlikelihood", "contrastive"), _goldfish.goldfish_drop_mask,
+    Plugin("goldfish", "--goldfish_k K", ("unlikelihood", "contrastive", "nat"), _goldfish.goldfish_drop_mask,
            "1 in k positive answer tokens left out of the likelihood loss, by a hash of the tokens ending at it",
            "Hans et al. 2024, Be like a Goldfish, Don't Memorize! (arXiv:2406.10209)",
            "recipes/unlikelihood/tiny-goldfish.yaml"),

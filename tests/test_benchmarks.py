@@ -94,6 +94,20 @@ MINIMAL = {
         "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05, "seconds": 9.0},
     "negatives_ngrpo_grpo": _RLVR,
     "negatives_nft_rft": _RLVR | {"pair": ["nft", "rft"], "metric": "avg@8"},
+    "negatives_nat": {
+        "seeds": [0, 1], "settings": {"steps": 2, "batch": 16, "prompts": 8, "difficulty": 2, "eval": 8,
+                                      "lrs": [3e-4], "tune_seed": 100},
+        "base": {"avg@8": 0.1, "pass@8": 0.4}, "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0},
+        "tuning": {"nat": {"0.0003": 0.1}},
+        "methods": {m: {"lr": 3e-4, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4, "positives": 6.0,
+                        "negatives": 12.0} for m in ("nat", "sft")},
+        "differences": {"nat:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
+    "likra_learning": {
+        "seeds": [0, 1], "settings": {"sizes": [8], "lrs": [3e-3], "epochs": 1, "eval": 6, "tune_seed": 100},
+        "chosen_lr": {"likra": "0.003"},
+        "curves": {"8": {k: [0.2, 0.3] for k in ("base", "positive", "likra_near", "likra_random", "base_likra_near",
+                                                  "base_likra_random")}},
+        "differences": {"N=8: Likra (near) - SFT": _DIFF}, "train_seconds": 4.0, "seconds": 26.0},
     "goldfish_memorisation": {
         "seeds": [0, 1], "settings": {"steps": 6, "lr": 3e-3, "k": 4, "h": 13, "suffix": 8},
         "methods": {m: {"exact_match": [1.0, 0.5], "matched_prefix": [8.0, 4.0], "held_out_ppl": [8.0, 9.0]}
@@ -216,3 +230,55 @@ def test_goldfish_memorisation_smoke(tmp_path):
     assert [p.stat().st_mtime_ns for p in runs] == stamps
     module, _ = run_all.benchmarks()["goldfish_memorisation"]
     assert "Goldfish - standard, exact-match rate" in module.results_section(r)
+
+
+def test_negatives_nat_smoke(tiny_model_dir, tmp_path):
+    """The NAT experiment at smoke size: every method trained on the same rollout per seed, NAT evaluated with its
+    marker and the others without, the paired differences reported, a rerun reusing every run."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(run_all.__file__).parent / "negatives_nat.py"
+    cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "3e-4", "--steps", "1", "--prompts", "8",
+           "--difficulty", "1", "--eval", "4", "--base", str(tiny_model_dir), "--methods", "nat,sft,rft_offline", "--compare", "nat:sft,nat:rft_offline",
+           "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert set(r["differences"]) == {"nat:sft", "nat:rft_offline"} and r["differences"]["nat:sft"]["n"] == 2
+    assert r["methods"]["sft"]["negatives"] == 0 == r["methods"]["rft_offline"]["negatives"]
+    runs = sorted(tmp_path.rglob("run.json"))
+    assert len(runs) == 9  # 3 methods x (tuning seed + 2 seeds)
+    for run in runs:
+        variant = json.loads(run.read_text())["variant"]
+        prompt = json.loads((run.parent / "eval" / "samples.jsonl").read_text().splitlines()[0])["prompt"]
+        assert prompt[-1]["content"].endswith("Solve the problem correctly.") == (variant == "nat")
+    rollouts = {json.loads(p.read_text())["data_fingerprint"] for p in tmp_path.rglob("rollout/settings.json")}
+    assert len(rollouts) == 3  # one rollout per seed, shared by its methods
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    module, _ = run_all.benchmarks()["negatives_nat"]
+    assert "nat - sft, avg@8" in module.results_section(r)
+
+
+def test_likra_learning_smoke(tmp_path):
+    """The Likra experiment at smoke size: heads trained per seed and negative kind, every rule scored, the
+    paired differences reported."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(run_all.__file__).parent / "likra_learning.py"
+    cmd = [sys.executable, str(script), "--seeds", "0,1", "--sizes", "4", "--lrs", "3e-3", "--epochs", "1",
+           "--eval", "3", "--warm-s", "5", "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    cell = r["curves"]["4"]
+    assert set(cell) == {"likra_near", "positive", "base_likra_near", "base", "likra_random", "base_likra_random"}
+    assert all(len(v) == 2 and all(0 <= x <= 1 for x in v) for v in cell.values())
+    assert len(list(tmp_path.rglob("likra.json"))) == 5  # tuning + 2 seeds x 2 negative kinds
+    module, _ = run_all.benchmarks()["likra_learning"]
+    assert "Likra (near) - SFT" in module.results_section(r)

@@ -49,7 +49,7 @@ def test_labeled_recipes_run(method, tiny_model_dir, labeled_rollout, tmp_path):
     assert main(["train", method, "--config", _recipe_without_method(method, tmp_path), "--model_name_or_path",
                  str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
                  "--disable_tqdm", "true", *extra]) == 0
-    assert (out / "adapter_model.safetensors").exists()
+    assert (out / ("positive" if method == "likra" else "") / "adapter_model.safetensors").exists()
 
 
 def test_train_cli_errors(tiny_facts_model_dir, tmp_path, capsys):

@@ -127,3 +127,62 @@ def encode_prompt_completion(tokenizer, prompt, completion: str, max_length: int
     """
     text, special = render_prompt_text(tokenizer, as_chat(prompt, system_prompt), date)
     return encode_text_completion(tokenizer, text, completion, max_length, add_eos, special)
+
+
+# A quality marker saved with a model trained on marked prompts (negative-aware training): rollout and evaluation
+# append it to every prompt of that model unless told otherwise (``--marker``).
+MARKER_FILE = "negtune_prompt.json"
+
+
+def add_marker(messages: list[dict[str, Any]], marker: str | None) -> list[dict[str, Any]]:
+    """A copy of the chat list with ``marker`` appended to its last user message (after a space), as NAT puts
+    its quality marker at the end of the task instruction; ``messages`` unchanged when ``marker`` is empty."""
+    if not marker:
+        return messages
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
+    if last is None or not isinstance(messages[last].get("content"), str):
+        raise ValueError("a quality marker goes at the end of the last user message: this prompt has no user "
+                         "message with text content")
+    content = messages[last]["content"]
+    sep = "" if not content or content[-1].isspace() else " "
+    return [*messages[:last], {**messages[last], "content": content + sep + marker}, *messages[last + 1:]]
+
+
+def strip_marker(messages: list[dict[str, Any]], markers: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The chat list without a trailing one of ``markers`` on its last user message (a rollout of a marked model
+    stores its prompts as sampled, marker included)."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") != "user" or not isinstance(messages[i].get("content"), str):
+            continue
+        content = messages[i]["content"]
+        for m in (m for m in markers if m and content.endswith(m)):
+            return [*messages[:i], {**messages[i], "content": content[: -len(m)].rstrip()}, *messages[i + 1:]]
+        return messages
+    return messages
+
+
+def saved_marker(*folders: str | None) -> str | None:
+    """The marker saved with a model (:data:`MARKER_FILE` in the adapter folder, else the model folder); None
+    when there is none."""
+    import json
+    from pathlib import Path
+
+    for folder in folders:
+        path = Path(folder) / MARKER_FILE if folder else None
+        if path is not None and path.is_file():
+            try:
+                marker = json.loads(path.read_text())["marker"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path}: not a negtune prompt-marker file (expected JSON with a 'marker' "
+                                 "string)") from None
+            if not isinstance(marker, str):
+                raise ValueError(f"{path}: 'marker' must be a string, got {type(marker).__name__}")
+            return marker
+    return None
+
+
+def resolve_marker(marker: str, model: str, adapter: str | None = None) -> str | None:
+    """``--marker``: ``auto`` = the marker saved with the model (if any), ``none`` = no marker, else the text."""
+    if marker == "auto":
+        return saved_marker(adapter, model) or None
+    return None if marker in ("none", "") else marker

@@ -39,6 +39,9 @@ class MathEvalConfig(EngineOptions):
     max_new_tokens: int = field(default=2048, metadata={"help": "tokens per completion at most"})
     template: str = field(default="qwen-math-cot", metadata={
         "help": "qwen-math-cot, plain, or a string containing '{problem}'"})
+    marker: str = field(default="auto", metadata={
+        "help": "text appended to every prompt: 'auto' = the quality marker saved with the model (NAT), 'none', "
+                "or the text"})
     verifier: str = field(default="math", metadata={"help": "math, gsm8k, numeric, exact, choice or module:function"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     limit: int | None = field(default=None, metadata={"help": "first N problems of each benchmark (quick checks)"})
@@ -103,14 +106,18 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
         built = engine is None
         if built:
             engine = cfg.build_engine(cfg.model, cfg.adapter, cfg.seed)
-        results: dict[str, Any] = {"settings": asdict(cfg) | {"engine": engine.name}, "benchmarks": {}}
+        from negtune.data.prompts import resolve_marker
+
+        marker = resolve_marker(cfg.marker, cfg.model, cfg.adapter)  # what every prompt ended with
+        results: dict[str, Any] = {"settings": asdict(cfg) | {"engine": engine.name, "marker_text": marker},
+                                   "benchmarks": {}}
         all_samples = []
         try:
             for source, name in zip(cfg.benchmarks, names):
                 t0 = time.monotonic()
                 rcfg = RolloutConfig(model=cfg.model, adapter=cfg.adapter, dataset=source,
                                      out=str(out / "rollouts" / name), n=cfg.n, verifier=cfg.verifier,
-                                     template=cfg.template, temperature=cfg.temperature, top_p=cfg.top_p,
+                                     template=cfg.template, marker=cfg.marker, temperature=cfg.temperature, top_p=cfg.top_p,
                                      max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, limit=cfg.limit,
                                      batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
                                      verify_workers=cfg.verify_workers, engine=engine.name)

@@ -2,6 +2,7 @@
 
 from negtune.losses.contrastive import contrastive_rationale_loss
 from negtune.losses.logps import sequence_logps, shift_for_causal_lm, token_logps
+from negtune.losses.nat import nat_loss
 from negtune.losses.npo import ga_loss, graddiff_loss, kl_ref_policy, npo_loss, npo_weight, simnpo_loss
 from negtune.losses.rlvr import (
     group_pass_rates,
@@ -20,6 +21,6 @@ from negtune.losses.unlikelihood import (
 __all__ = [
     "group_pass_rates", "grpo_advantages", "ngrpo_advantages", "nft_prompt_weight", "nft_token_loss",
     "contrastive_rationale_loss", "ga_loss", "graddiff_loss", "kl_ref_policy", "log1m_softmax",
-    "negative_unlikelihood_loss", "npo_loss", "npo_weight", "repeat_ngram_mask", "sequence_logps",
+    "nat_loss", "negative_unlikelihood_loss", "npo_loss", "npo_weight", "repeat_ngram_mask", "sequence_logps",
     "shift_for_causal_lm", "simnpo_loss", "token_logps", "token_unlikelihood_loss",
 ]

@@ -71,6 +71,13 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 
     return logps * mask, mask
 
 
+def mean_token_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """-sum(mask * logps) / sum(mask): the causal-LM loss as Hugging Face computes it, a mean over every answer
+    token of the batch (0 when there is none)."""
+    mask = mask.to(logps.dtype)
+    return -(logps * mask).sum() / mask.sum().clamp(min=1)
+
+
 def sequence_logps(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
     """log pi(y|x) = sum_t log pi(y_t | x, y_<t) over completion tokens (B,), and the token counts (B,).
 

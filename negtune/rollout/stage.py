@@ -19,7 +19,7 @@ from typing import Any
 
 from negtune.data.io import DataError, atomic_write, atomic_write_text, out_lock
 from negtune.data.loaders import load_records
-from negtune.data.prompts import format_prompt
+from negtune.data.prompts import add_marker, format_prompt, resolve_marker
 from negtune.data.schema import prompt_id, read_labeled
 from negtune.rollout.engines import Engine, SamplingConfig
 from negtune.rollout.engines.options import EngineOptions
@@ -56,6 +56,9 @@ class RolloutConfig(EngineOptions):
     answer_column: str | None = field(default=None, metadata={"help": "the gold-answer column (format 'columns')"})
     template: str = field(default="qwen-math-cot", metadata={
         "help": "qwen-math-cot, plain, or a string containing '{problem}'"})
+    marker: str = field(default="auto", metadata={
+        "help": "text appended to every prompt's last user message: 'auto' = the quality marker saved with the "
+                "model (a `negtune train nat` output samples with its positive marker), 'none', or the text"})
     temperature: float = field(default=1.0, metadata={"help": "0 = greedy"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
     max_new_tokens: int = field(default=512, metadata={"help": "tokens per completion at most"})
@@ -226,7 +229,10 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
         loaded = load_records(cfg.dataset, format=cfg.format, split=cfg.split, config=cfg.config,
                               prompt_column=cfg.prompt_column, answer_column=cfg.answer_column, limit=cfg.limit)
         records = loaded.records
-        prompts = [format_prompt(r["prompt"], cfg.template) for r in records]
+        marker = resolve_marker(cfg.marker, cfg.model, cfg.adapter)
+        if marker:
+            logger.info("every prompt ends with the marker %r (--marker %s)", marker, cfg.marker)
+        prompts = [add_marker(format_prompt(r["prompt"], cfg.template), marker) for r in records]
         pids, duplicates = prompt_ids(prompts)
         if duplicates:
             logger.warning("%s: %d row(s) repeat an earlier row's prompt; each row is sampled as its own group "
@@ -238,7 +244,7 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
 
             engine_kind = "vllm" if vllm_available() else "hf"
         settings = {k: getattr(cfg, k) for k in _IDENTITY if k != "data_fingerprint"} | {
-            "engine": engine_kind, "data_fingerprint": data_fingerprint(records)}
+            "engine": engine_kind, "data_fingerprint": data_fingerprint(records), "marker": marker}
         has_settings = _check_settings(out, settings)
         for stale in out.glob(".shard-*.tmp"):  # a killed writer's leftovers; finished shards are never partial
             stale.unlink()

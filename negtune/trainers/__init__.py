@@ -4,6 +4,10 @@ run on them are the entries of :mod:`negtune.methods`."""
 from negtune.trainers.base import NegtuneTrainer, NonFiniteLossError
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
 from negtune.trainers.contrastive_trainer import ContrastiveRationaleTrainer
+from negtune.trainers.likra_config import LikraConfig
+from negtune.trainers.likra_trainer import LikraTrainer
+from negtune.trainers.nat_config import NATConfig
+from negtune.trainers.nat_trainer import NATTrainer
 from negtune.trainers.nft_config import NFTConfig, OfflineNFTConfig
 from negtune.trainers.nft_offline_trainer import OfflineNFTTrainer
 from negtune.trainers.nft_trainer import NFTTrainer
@@ -17,7 +21,7 @@ from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 from negtune.trainers.unlikelihood_trainer import UnlikelihoodTrainer
 
 __all__ = [
-    "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
+    "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "LikraConfig", "LikraTrainer", "NATConfig", "NATTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
     "NGRPOTrainer", "NegtuneTrainer", "NonFiniteLossError", "ONLINE_METHODS", "OfflineNFTConfig",
     "OfflineNFTTrainer", "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig",
     "UnlikelihoodTrainer", "VerifierReward", "build_online_trainer", "online_config", "prompt_dataset",

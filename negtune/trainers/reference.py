@@ -48,10 +48,12 @@ def default_cache_dir() -> Path:
 
 @torch.no_grad()
 def compute_reference_logps(model, examples: list[tuple[list[int], list[int]]], pad_token_id: int,
-                            batch_size: int = 8, per_token: bool = False) -> list:
+                            batch_size: int = 8, per_token: bool = False, adapter: bool = False) -> list:
     """log pi_ref(y|x) (summed over answer tokens) for each (input_ids, labels) example; with ``per_token``,
-    the list of log pi_ref(y_t | ...) aligned with ``labels[1:]`` (0.0 where the label is -100)."""
-    adapter_off = model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+    the list of log pi_ref(y_t | ...) aligned with ``labels[1:]`` (0.0 where the label is -100). A PEFT model is
+    scored with its adapters disabled (the base), unless ``adapter`` (then with its active adapter)."""
+    adapter_off = model.disable_adapter() if hasattr(model, "disable_adapter") and not adapter \
+        else contextlib.nullcontext()
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
