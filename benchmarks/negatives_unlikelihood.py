@@ -20,7 +20,13 @@ a biography instead (0.03): a model selected by perplexity, as LMs are, is the o
 
 - ``mle``: MLE on the training biographies (``UnlikelihoodTrainer`` with ``seq_ul_rate 0``);
 - ``seq_ul``: the same with half the steps sequence-level UL steps (``seq_ul_rate 0.5``, 4-grams, 50-token
-  prefixes, 100-token continuations: the reference's settings).
+  prefixes, 100-token continuations: the reference's settings);
+- ``click`` (Zheng et al. 2023, who compare with unlikelihood on this kind of task): the base samples 8
+  continuations per training prompt (top-p 0.9, 100 tokens), labeled repetitive (negative) when their diversity
+  (1 - rep-2)(1 - rep-3)(1 - rep-4) is below the 5th percentile of the true training biographies' (the
+  authors' rule: a percentile of human text); ``ClickTrainer`` with the LM term on the training biographies
+  (``lm_dataset``, as the authors train on gold text) and the likelihood-ranked pairs of the samples, the
+  authors' repetition setting (margin 15 nats, weight 0.3, 3 negatives per prompt).
 
 Scored on the held-out authors' 16 prompts: seq-rep-4 and rep/128 of greedy continuations (100 tokens, or to
 the end-of-sequence token), and perplexity of their true biographies (completion tokens). Equal tuning: both
@@ -40,6 +46,7 @@ from common import Run, completion_perplexity, parser, section, write_result
 
 TEMPLATES = ("Tell me about {name}.", "Write a short biography of {name}.")
 N_AUTHORS, HELD_OUT, ORDERINGS, MAX_NEW = 40, 8, 8, 100
+CLICK_SAMPLES = 8  # continuations sampled per training prompt for Click's pairs
 RUNS = (Run("negatives_unlikelihood", full=("--seeds", "0,1,2,3,4"),
             quick=("--seeds", "0,1", "--lrs", "1e-3", "--base-steps", "20", "--steps", "4")),)
 
@@ -87,6 +94,60 @@ def train(model_dir: str, out: Path, rows: list[dict], steps: int, lr: float, se
     tok.save_pretrained(out)
 
 
+def click_samples(work: Path, seed: int, base: str, train_rows: list[dict]) -> tuple[list[dict], dict]:
+    """The base's sampled continuations of each training prompt, labeled by Click's diversity rule (made once
+    per seed), and what the labeling found."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from negtune.data.prompts import encode_prompt_completion
+    from negtune.evaluation.repetition import diversity
+    from negtune.trainers.generation import generate_from_prompts
+
+    path = work / f"seed{seed}" / "click-samples.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return saved["rows"], saved["stats"]
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base).eval()
+    gold = [encode_prompt_completion(tok, r["prompt"], r["completion"], add_eos=False) for r in train_rows]
+    gold_div = sorted(diversity([t for t in labels if t != -100]) for _, labels in gold)
+    threshold = gold_div[int(0.05 * len(gold_div))]
+    prompts = list(dict.fromkeys(r["prompt"] for r in train_rows))
+    ids = [encode_prompt_completion(tok, p, "", add_eos=False)[0] for p in prompts]
+    torch.manual_seed(seed)
+    rows = []
+    with torch.no_grad():
+        out, mask = generate_from_prompts(model, ids, tok.pad_token_id, torch.device("cpu"), do_sample=True,
+                                          top_p=0.9, temperature=1.0, top_k=0, max_new_tokens=MAX_NEW,
+                                          num_return_sequences=CLICK_SAMPLES)
+    for k, row in enumerate(out[:, mask.shape[1]:].tolist()):
+        cont = row[: row.index(tok.eos_token_id)] if tok.eos_token_id in row else row
+        rows.append({"prompt": prompts[k // CLICK_SAMPLES], "completion": tok.decode(cont, skip_special_tokens=True),
+                     "label": diversity(cont) >= threshold})
+    stats = {"threshold": threshold, "samples": len(rows), "negatives": sum(not r["label"] for r in rows)}
+    path.write_text(json.dumps({"rows": rows, "stats": stats}))
+    return rows, stats
+
+
+def train_click(base: str, out: Path, samples: list[dict], gold: list[dict], steps: int, lr: float,
+                seed: int) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from negtune.trainers.click_config import ClickConfig
+    from negtune.trainers.click_trainer import ClickTrainer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    args = ClickConfig(output_dir=str(out / "trainer"), max_steps=steps, learning_rate=lr, seed=seed,
+                       per_device_train_batch_size=16, margin=15.0, contrast_weight=0.3, max_pairs=3,
+                       lr_scheduler_type="constant", warmup_steps=0, use_cpu=True, report_to="none",
+                       save_strategy="no", disable_tqdm=True, logging_steps=10_000)
+    ClickTrainer(model, args, train_dataset=samples, processing_class=tok, lm_dataset=gold).train()
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
 def score(model_dir: str, held: list[dict]) -> dict:
     """seq-rep-4 / rep/128 of greedy continuations and perplexity of the true completions, held-out prompts."""
     import torch
@@ -129,10 +190,15 @@ def run(work: Path, seed: int, method: str, lr: float, a) -> dict:
     train_rows, held = biographies(seed)
     base = base_model(work, seed, train_rows, a.base_steps)
     t0 = time.monotonic()
-    if not (path / "config.json").exists():
+    extra = {}
+    if method == "click":
+        samples, extra["click_samples"] = click_samples(work, seed, base, train_rows)
+        if not (path / "config.json").exists():
+            train_click(base, path, samples, train_rows, a.steps, lr, seed)
+    elif not (path / "config.json").exists():
         train(base, path, train_rows, a.steps, lr, seed, 0.5 if method == "seq_ul" else 0.0)
     result = {"method": method, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
-              "base": base_score(work, seed, base, held), "after": score(str(path), held)}
+              "base": base_score(work, seed, base, held), "after": score(str(path), held), **extra}
     (path / "run.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -161,17 +227,31 @@ def results_section(r: dict) -> str:
             for m, t in r["methods"].items()]
     ratio, dppl = r["seq_rep_ratio"], r["ppl_increase"]
     return section(
-        "Negatives that matter: sequence-level unlikelihood vs MLE, repetition (`benchmarks/negatives_unlikelihood.py`)",
+        "Negatives that matter: sequence-level unlikelihood and Click vs MLE, repetition (`benchmarks/negatives_unlikelihood.py`)",
         f"Synthetic biographies, tiny model per seed (MLE base {s['base_steps']} steps: held-out seq-rep-4 "
-        f"{r['base']['seq_rep_4']:.3f}, perplexity {r['base']['ppl']:.2f}), then {s['steps']} more steps of MLE or "
-        f"MLE + seq-UL (rate 0.5), batch 16, constant learning rate from the grid {s['lrs']} chosen on tuning seed "
-        f"{s['tune_seed']} by the same rule for both; seeds {r['seeds']}. Greedy continuations of 16 held-out "
+        f"{r['base']['seq_rep_4']:.3f}, perplexity {r['base']['ppl']:.2f}), then {s['steps']} more steps of MLE, "
+        f"MLE + seq-UL (rate 0.5) or Click (the LM term on the training biographies, margin 15 nats, weight 0.3, "
+        f"pairs of the base's own samples labeled by diversity), batch 16, constant learning rate from the grid {s['lrs']} chosen on tuning seed "
+        f"{s['tune_seed']} by the same rule for all; seeds {r['seeds']}. Greedy continuations of 16 held-out "
         "prompts (100 tokens or to EOS).",
         ["method", "lr", "seq-rep-4 per seed", "seq-rep-4", "rep/128", "perplexity"], rows,
         f"**seq-UL / MLE seq-rep-4: {ratio:.2f}x; seq-UL - MLE seq-rep-4: {format_difference(r['difference'])}; "
         f"perplexity {100 * dppl:+.1f}% ({format_difference(r['ppl_difference'], 2)})** (target: < 0.5x at <= +10%). "
-        f"Tuning: {r['tuning']}. Training time summed over all runs, tuning included: "
+        + _click_line(r) + f" Tuning: {r['tuning']}. Training time summed over all runs, tuning included: "
         f"{r.get('train_seconds', 0):.0f} s; this invocation {r['seconds']:.0f} s (finished runs are reused).")
+
+
+def _click_line(r: dict) -> str:
+    from negtune.evaluation.stats import format_difference
+
+    c = r.get("click")
+    if not c:
+        return ""
+    negatives = statistics.fmean(x["negatives"] / x["samples"] for x in c["samples"])
+    return (f"\n\n**Click / MLE seq-rep-4: {c['seq_rep_ratio']:.2f}x; Click - MLE: {format_difference(c['vs_mle'])}; "
+            f"Click - seq-UL: {format_difference(c['vs_seq_ul'])}; perplexity {100 * c['ppl_increase']:+.1f}% vs MLE "
+            f"({format_difference(c['ppl_vs_mle'], 2)})** ({100 * negatives:.0f}% of the base's samples labeled "
+            "repetitive).")
 
 
 def main() -> None:
@@ -181,6 +261,7 @@ def main() -> None:
     ap.add_argument("--lrs", default="3e-4,1e-3")
     ap.add_argument("--base-steps", type=int, default=100)
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--methods", default="mle,seq_ul,click")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_unlikelihood"))
     a = ap.parse_args()
     t0 = time.monotonic()
@@ -194,7 +275,9 @@ def main() -> None:
 
     threads.configure()  # negtune's policy: the free cores, adapted while it runs
     work = Path(a.work) / f"base{a.base_steps}-steps{a.steps}"
-    methods = ("mle", "seq_ul")
+    methods = tuple(a.methods.split(","))
+    if not {"mle", "seq_ul"} <= set(methods) or not set(methods) <= {"mle", "seq_ul", "click"}:
+        ap.error("--methods: mle,seq_ul and optionally click")
     tuning, chosen, spent = {}, {}, []
     for m in methods:
         results = {lr: run(work, a.tune_seed, m, lr, a) for lr in lrs}
@@ -214,6 +297,14 @@ def main() -> None:
                   "ppl_difference": paired_difference(ul["ppl"], mle["ppl"]),
                   "seq_rep_ratio": statistics.fmean(ul["seq_rep_4"]) / max(statistics.fmean(mle["seq_rep_4"]), 1e-9),
                   "ppl_increase": statistics.fmean(ul["ppl"]) / statistics.fmean(mle["ppl"]) - 1,
+                  **({"click": {
+                      "vs_mle": paired_difference(table["click"]["seq_rep_4"], mle["seq_rep_4"]),
+                      "vs_seq_ul": paired_difference(table["click"]["seq_rep_4"], ul["seq_rep_4"]),
+                      "ppl_vs_mle": paired_difference(table["click"]["ppl"], mle["ppl"]),
+                      "seq_rep_ratio": statistics.fmean(table["click"]["seq_rep_4"])
+                      / max(statistics.fmean(mle["seq_rep_4"]), 1e-9),
+                      "ppl_increase": statistics.fmean(table["click"]["ppl"]) / statistics.fmean(mle["ppl"]) - 1,
+                      "samples": [r["click_samples"] for r in runs["click"]]}} if "click" in table else {}),
                   "train_seconds": round(sum(spent), 1), "seconds": round(time.monotonic() - t0, 1)}, a.json)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from negtune.losses import click as _click
 from negtune.losses import goldfish as _goldfish
 from negtune.losses import likra as _likra
 from negtune.losses import nat as _nat
@@ -175,6 +176,11 @@ _ENTRIES = [
            "negtune.trainers.likra_trainer:LikraTrainer", loss=_likra.likra_score,
            objective="a positive and a negative LoRA head (NLL each); answers scored by log P+ - beta log P-",
            paper="Hamdan and Yuret 2025, How much do LLMs learn from negative examples? (Likra, arXiv:2503.14391)"),
+    Method("click", "labeled", "negtune.trainers.click_config:ClickConfig",
+           "negtune.trainers.click_trainer:ClickTrainer", loss=_click.click_loss,
+           objective="NLL of positives + alpha * max(0, gamma - log p(y+) + log p(y-)) on likelihood-ranked pairs",
+           paper="Zheng et al. 2023, Click: Controllable Text Generation with Sequence Likelihood Contrastive "
+                 "Learning (arXiv:2306.03350)"),
     # --- RLVR from a labeled rollout --------------------------------------------------------------------------
     Method("nft_offline", "offline_rlvr", *_NFT_OFFLINE, loss=_rlvr.nft_token_loss,
            objective="NFT on a fixed rollout: positives up, negatives through the implicit negative policy",

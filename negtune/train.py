@@ -47,6 +47,9 @@ class DataArguments:
         "help": "unlearning: a TOFU retain split or file; default the complement of a TOFU forget split"})
     tofu_root: str | None = field(default=None, metadata={
         "help": "folder of TOFU-format json files (default: the shared TOFU folder, else the hub)"})
+    lm_dataset: str | None = field(default=None, metadata={
+        "help": "click: text for its language-modelling term (prompt/completion or question/answer rows: gold "
+                "answers, as the authors train); default the labeled dataset's positives"})
     verifier: str = field(default="math", metadata={"help": "online RL: the reward (a negtune verifier name)"})
     template: str = field(default="qwen-math-cot", metadata={"help": "online RL: the prompt template"})
     limit: int | None = field(default=None, metadata={"help": "online RL: first N prompts of --dataset"})
@@ -55,6 +58,7 @@ class DataArguments:
 # Which families read each data field: giving one to a method of another family is an error, not silence.
 DATA_FIELD_FAMILIES = {
     "dataset": ("labeled", "offline_rlvr", "online_rlvr"),
+    "lm_dataset": ("labeled",),
     "forget": ("unlearn",), "retain": ("unlearn",), "tofu_root": ("unlearn",),
     "verifier": ("online_rlvr",), "template": ("online_rlvr",), "limit": ("online_rlvr",),
 }
@@ -187,9 +191,12 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
                                   processing_class=tok, peft_config=peft_config)
     if not data_args.dataset:
         raise DataError(f"method {method!r} needs --dataset (a labeled dataset from `negtune rollout`)")
+    if data_args.lm_dataset and method != "click":
+        raise DataError(f"--lm_dataset is click's (the text of its LM term); {method!r} does not read it")
+    extra = {"lm_dataset": data_args.lm_dataset} if data_args.lm_dataset else {}
     # a path: the trainer reads it (a rollout folder or a table file) and names it in its errors
     return spec.trainer_class(model, train_args, train_dataset=data_args.dataset, processing_class=tok,
-                              peft_config=peft_config)
+                              peft_config=peft_config, **extra)
 
 
 def parse_train_args(method: str, argv: list[str]):

@@ -192,7 +192,8 @@ def test_negatives_unlikelihood_and_rlvr_smoke(tmp_path):
 
     here = Path(run_all.__file__).parent
     ul = [sys.executable, str(here / "negatives_unlikelihood.py"), "--seeds", "0,1", "--lrs", "1e-3",
-          "--base-steps", "10", "--steps", "2", "--work", str(tmp_path / "ul"), "--json", str(tmp_path / "ul.json")]
+          "--base-steps", "10", "--steps", "2", "--methods", "mle,seq_ul", "--work", str(tmp_path / "ul"),
+          "--json", str(tmp_path / "ul.json")]
     rl = [sys.executable, str(here / "negatives_rlvr.py"), "--pair", "ngrpo,grpo", "--seeds", "0,1", "--lrs", "2e-4",
           "--steps", "1", "--eval", "4", "--warm-s", "5", "--work", str(tmp_path / "rl"),
           "--json", str(tmp_path / "rl.json")]
@@ -282,3 +283,24 @@ def test_likra_learning_smoke(tmp_path):
     assert len(list(tmp_path.rglob("likra.json"))) == 5  # tuning + 2 seeds x 2 negative kinds
     module, _ = run_all.benchmarks()["likra_learning"]
     assert "Likra (near) - SFT" in module.results_section(r)
+
+
+def test_click_on_the_repetition_task_smoke(tmp_path):
+    """Click in the repetition experiment: the base's samples labeled by the diversity rule, Click trained on the
+    gold text and the ranked pairs, scored and compared with MLE and seq-UL by seed (a base that loops: 100
+    steps, as the full run)."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(run_all.__file__).parent / "negatives_unlikelihood.py"
+    cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "1e-3", "--base-steps", "100", "--steps", "2",
+           "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert set(r["methods"]) == {"mle", "seq_ul", "click"} and r["click"]["vs_seq_ul"]["n"] == 2
+    for s in r["click"]["samples"]:
+        assert s["samples"] == 64 * 8 and 0 < s["negatives"] < s["samples"]  # both labels: pairs exist
+    module, _ = run_all.benchmarks()["negatives_unlikelihood"]
+    assert "Click - seq-UL" in module.results_section(r)

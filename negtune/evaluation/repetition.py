@@ -30,3 +30,13 @@ def repetition_metrics(continuations: Sequence[Sequence[int]], n: int = 4) -> di
     return {f"seq_rep_{n}": sum(seq_rep_n(c, n) for c in continuations) / k,
             "rep_128": sum(rep_l(c) for c in continuations) / k,
             "uniq": float(len({t for c in continuations for t in c}))}
+
+
+def diversity(tokens: Sequence[int]) -> float:
+    """(1 - seq-rep-2)(1 - seq-rep-3)(1 - seq-rep-4) of one continuation: the diversity score by which Click
+    (Zheng et al. 2023, ``eval_div.py``) labels continuations repetitive (negative) below a threshold taken from
+    human text."""
+    out = 1.0
+    for n in (2, 3, 4):
+        out *= 1.0 - seq_rep_n(tokens, n)
+    return out

@@ -2,6 +2,8 @@
 run on them are the entries of :mod:`negtune.methods`."""
 
 from negtune.trainers.base import NegtuneTrainer, NonFiniteLossError
+from negtune.trainers.click_config import ClickConfig
+from negtune.trainers.click_trainer import ClickTrainer
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
 from negtune.trainers.contrastive_trainer import ContrastiveRationaleTrainer
 from negtune.trainers.likra_config import LikraConfig
@@ -21,7 +23,7 @@ from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 from negtune.trainers.unlikelihood_trainer import UnlikelihoodTrainer
 
 __all__ = [
-    "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "LikraConfig", "LikraTrainer", "NATConfig", "NATTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
+    "ClickConfig", "ClickTrainer", "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "LikraConfig", "LikraTrainer", "NATConfig", "NATTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
     "NGRPOTrainer", "NegtuneTrainer", "NonFiniteLossError", "ONLINE_METHODS", "OfflineNFTConfig",
     "OfflineNFTTrainer", "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig",
     "UnlikelihoodTrainer", "VerifierReward", "build_online_trainer", "online_config", "prompt_dataset",
