@@ -91,6 +91,20 @@ def cpu_online_config(method: str, **kw):
     return online_config(method, **(quiet | kw))
 
 
+def tune_learning_rates(names, lrs: list[float], run, score) -> tuple[dict, dict, list]:
+    """The equal tuning rule of the comparisons: every name runs every learning rate of the grid on the tuning
+    seed (``run(name, lr)`` -> a result) and keeps the best by ``score(result)`` (higher is better).
+    Returns (scores per name and rate, for the report; the chosen rate per name; every tuning result)."""
+    tuning, chosen, results = {}, {}, []
+    for name in names:
+        tuned = {lr: run(name, lr) for lr in lrs}
+        results += tuned.values()
+        scores = {lr: score(r) for lr, r in tuned.items()}
+        tuning[name] = {f"{lr:g}": round(v, 4) for lr, v in scores.items()}
+        chosen[name] = max(scores, key=scores.get)
+    return tuning, chosen, results
+
+
 def table(header: list[str], rows: list[list]) -> str:
     """A Markdown table; an empty cell is written ``| |``."""
     line = lambda cells: "|" + "|".join(f" {c} " if c != "" else " " for c in cells) + "|"  # noqa: E731

@@ -33,7 +33,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import Run, parser, section, write_result
+from common import Run, parser, section, tune_learning_rates, write_result
 from negatives_rlvr import base_model, evaluate, problems
 
 N = 8
@@ -160,13 +160,10 @@ def main() -> None:
                                 else Path(a.work), a.warm_s)
     a.eval_file = problems(work, "eval", a.eval, 4242, a.difficulty)
     base_eval = evaluate(base, work / "eval-base", a.eval_file)
-    tuning, chosen, spent = {}, {}, []
-    for v in variants:
-        tuned = {lr: train_and_eval(work, base, v, lr, a.tune_seed, a) for lr in lrs}
-        spent += [r["train_s"] for r in tuned.values()]
-        scores = {lr: r["eval"]["avg@8"] for lr, r in tuned.items()}
-        tuning[v] = {f"{lr:g}": round(x, 4) for lr, x in scores.items()}
-        chosen[v] = max(scores, key=scores.get)
+    tuning, chosen, tuned = tune_learning_rates(variants, lrs, lambda v, lr: train_and_eval(work, base, v, lr,
+                                                                                            a.tune_seed, a),
+                                                lambda r: r["eval"]["avg@8"])
+    spent = [r["train_s"] for r in tuned]
     runs = {v: [train_and_eval(work, base, v, chosen[v], s, a) for s in seeds] for v in variants}
     table = {v: {"lr": chosen[v], "per_seed": [r["eval"]["avg@8"] for r in rs],
                  "mean": statistics.fmean(r["eval"]["avg@8"] for r in rs),

@@ -32,7 +32,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import Run, cpu_online_config, parser, section, write_result
+from common import Run, cpu_online_config, parser, section, tune_learning_rates, write_result
 
 PROMPTS_PER_STEP, N = 4, 8
 RUNS = (
@@ -171,13 +171,10 @@ def main() -> None:
     base = base_model(Path(a.work), a.warm_s)
     a.eval_file = problems(work, "eval", a.eval, 4242, a.difficulty)
     base_eval = evaluate(base, work / "eval-base", a.eval_file)
-    tuning, chosen, spent = {}, {}, []
-    for m in pair:
-        tuned = {lr: train_and_eval(work, base, m, lr, a.tune_seed, a) for lr in lrs}
-        spent += [r["train_s"] for r in tuned.values()]
-        scores = {lr: r["eval"][a.metric] for lr, r in tuned.items()}
-        tuning[m] = {f"{lr:g}": round(v, 4) for lr, v in scores.items()}
-        chosen[m] = max(scores, key=scores.get)
+    tuning, chosen, tuned = tune_learning_rates(pair, lrs, lambda m, lr: train_and_eval(work, base, m, lr,
+                                                                                         a.tune_seed, a),
+                                                lambda r: r["eval"][a.metric])
+    spent = [r["train_s"] for r in tuned]
     runs = {m: [train_and_eval(work, base, m, chosen[m], s, a) for s in seeds] for m in pair}
     table = {}
     for m, rs in runs.items():

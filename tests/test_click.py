@@ -46,7 +46,13 @@ def test_trainer_pairs_batches_and_loss(tiny_model_dir, labeled_rollout, tmp_pat
     trainer = ClickTrainer(str(tiny_model_dir), args, train_dataset=labeled_rollout, processing_class=tok)
     rows = labeled_rollout.to_list()
     positives = [r for r in rows if r["label"]]
-    assert len(trainer.train_dataset) == len(positives)  # every positive is an LM target
+    labels_of = {}
+    for r in rows:
+        labels_of.setdefault(str(r["prompt"]), set()).add(r["label"])
+    paired_prompts = sum(len(v) == 2 for v in labels_of.values())
+    # every positive is an LM target; each item carries one prompt's pairs (LM rows cycled if fewer)
+    assert len(trainer.train_dataset) == max(len(positives), paired_prompts)
+    assert sum(bool(x["pair_pos"]) for x in trainer.train_dataset) == paired_prompts
     # the pairs of one prompt, by hand: its most likely positive against its 2 most likely negatives
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     prompt = next(r["prompt"] for r in rows if r["label"] and any(not x["label"] and x["prompt"] == r["prompt"]
@@ -83,6 +89,8 @@ def test_trainer_pairs_batches_and_loss(tiny_model_dir, labeled_rollout, tmp_pat
 def test_click_trains_full_and_lora_and_refuses_unpaired_data(tiny_model_dir, labeled_rollout, tmp_path):
     from peft import LoraConfig
 
+    from negtune.data.prompts import encode_prompt_completion
+
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     full = ClickTrainer(str(tiny_model_dir), ClickConfig(output_dir=str(tmp_path / "f"), max_steps=2, learning_rate=1e-3,
                                                          **COMMON), train_dataset=labeled_rollout, processing_class=tok)
@@ -100,7 +108,9 @@ def test_click_trains_full_and_lora_and_refuses_unpaired_data(tiny_model_dir, la
     gold = [{"prompt": r["prompt"], "completion": "The answer is \\boxed{1}."} for r in labeled_rollout.to_list()[:5]]
     with_gold = ClickTrainer(str(tiny_model_dir), ClickConfig(output_dir=str(tmp_path / "g"), max_steps=1, **COMMON),
                              train_dataset=labeled_rollout, processing_class=tok, lm_dataset=gold)
-    assert len(with_gold.train_dataset) == 5 and "5 lm_dataset rows" in with_gold._data_description
+    assert "5 lm_dataset rows" in with_gold._data_description
+    assert {tuple(x["input_ids"]) for x in with_gold.train_dataset} == {
+        tuple(encode_prompt_completion(tok, g["prompt"], g["completion"])[0]) for g in gold}
     with pytest.raises(DataError, match="no prompt .* has both a positive and a negative"):
         ClickTrainer(str(tiny_model_dir), ClickConfig(output_dir=str(tmp_path / "n"), **COMMON),
                      train_dataset=labeled_rollout.filter(lambda r: r["label"]), processing_class=tok)

@@ -51,11 +51,30 @@ def test_every_micro_batch_trains_one_head():
         assert all(len({frozenset(h) for h in s}) == 1 for s in steps)  # every process: the same head at a step
         assert set(order) == set(range(16))  # every example, each epoch
         assert heads[0] == {True} and heads[world] == {False}  # alternating
+    for world, accumulation in ((1, 2), (2, 2), (2, 3)):  # one head per optimizer step, on every process
+        sampler = HeadBatchSampler(labels, 3, world, seed=0, accumulation=accumulation)
+        order = list(sampler)
+        assert len(order) == len(sampler) and set(order) == set(range(16))
+        batches = [order[k : k + 3] for k in range(0, len(order), 3)]
+        per_step = world * accumulation  # batch i goes to process i % world; a step is `accumulation` of its own
+        for k in range(0, len(batches), per_step):
+            assert len({labels[i] for b in batches[k : k + per_step] for i in b}) == 1
     sampler = HeadBatchSampler(labels, 3, 1, seed=0)
     first, second = list(sampler), list(sampler)
     assert first != second
     sampler.set_epoch(0)
     assert list(sampler) == first
+    # the epoch comes from the trainer's state (accelerate's sharded loader never forwards set_epoch to it):
+    # a resumed run at epoch 1.5 draws epoch 1's order; an epoch that starts where the last ended (2 - rounding)
+    # draws epoch 2's
+    from types import SimpleNamespace
+
+    from negtune.trainers.likra_trainer import _SamplerEpoch
+
+    holder = SimpleNamespace(_head_sampler=sampler)
+    for state_epoch, expect in ((1.5, 1), (2 - 1e-12, 2), (0.0, 0)):
+        _SamplerEpoch(holder).on_epoch_begin(None, SimpleNamespace(epoch=state_epoch), None)
+        assert sampler.epoch == expect
     assert list(HeadBatchSampler([False] * 4, 2, 1, seed=0)) and len(HeadBatchSampler([True] * 4, 2, 1, 0)) == 4
 
 
@@ -73,6 +92,18 @@ def test_heads_learn_their_own_examples_and_the_base_stays(tiny_model_dir, label
     assert any(".positive." in n for n in changed) and any(".negative." in n for n in changed)
     logged = {k for h in trainer.state.log_history for k in h}
     assert {"positive_nll", "negative_nll"} <= logged
+    # each head learnt its own examples: on the positives the positive head beats the negative head, and the
+    # other way round on the negatives
+    model = trainer.model
+    pos_batch = trainer.data_collator([x for x in trainer.train_dataset if x["is_positive"]][:8])
+    neg_batch = trainer.data_collator([x for x in trainer.train_dataset if not x["is_positive"]][:8])
+    nll = {}
+    with torch.no_grad():
+        for head in ("positive", "negative"):
+            model.set_adapter(head)
+            for name, batch in (("pos", pos_batch), ("neg", neg_batch)):
+                nll[head, name] = model(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss
+    assert nll["positive", "pos"] < nll["negative", "pos"] and nll["negative", "neg"] < nll["positive", "neg"]
     # negatives only: the positive head never trains (it stays the base: BASE-LIKRA)
     negatives = labeled_rollout.filter(lambda r: not r["label"])
     only = LikraTrainer(str(tiny_model_dir), LikraConfig(output_dir=str(tmp_path / "n"), max_steps=2, **COMMON),
@@ -141,3 +172,25 @@ def test_saved_heads_score_as_their_parts(tiny_model_dir, labeled_rollout, tmp_p
     assert "bad.jsonl, row 1, column 'answer'" in capsys.readouterr().err
     assert main(["eval", "likra", "--heads", str(out), "--out", str(tmp_path / "e4")]) == 2
     assert "give one of --questions" in capsys.readouterr().err
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tiny_model_dir, labeled_rollout, tmp_path):
+    """Both heads are in the optimizer after a resume (PEFT's loading freezes the inactive one), and the sampler
+    draws the resumed epoch's order (the checkpoint falls inside a later epoch)."""
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    data = labeled_rollout.select(range(20))
+    common = {**COMMON, "save_strategy": "steps", "save_steps": 8, "max_steps": 11, "per_device_train_batch_size": 4}
+
+    def run(out, resume=None):
+        trainer = LikraTrainer(str(tiny_model_dir), LikraConfig(output_dir=str(out), **common), train_dataset=data,
+                               processing_class=tok, peft_config=LoraConfig(**LORA))
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer, {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
+
+    full, weights = run(tmp_path / "a")
+    saved = json.loads((tmp_path / "a" / "checkpoint-8" / "trainer_state.json").read_text())
+    assert 1 < saved["epoch"] < full.state.epoch  # the checkpoint falls inside a later epoch than the first
+    _, resumed = run(tmp_path / "b", resume=str(tmp_path / "a" / "checkpoint-8"))
+    assert weights.keys() == resumed.keys()
+    for name in weights:
+        assert torch.allclose(weights[name], resumed[name], atol=1e-6), name

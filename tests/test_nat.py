@@ -36,8 +36,10 @@ def test_marker_goes_at_the_end_of_the_last_user_message():
     with pytest.raises(ValueError, match="no user message"):
         add_marker([{"role": "system", "content": "x"}], POS)
     # a marked prompt loses its marker (either one) before it gets the row's own
-    assert strip_marker(add_marker(chat, NEG), (POS, NEG)) == [*chat[:3], {"role": "user", "content": "2+2?"}]
-    assert marked_prompt(add_marker(chat, POS)[1:], False, (POS, NEG))[-1]["content"] == "2+2? " + NEG
+    assert strip_marker(add_marker(chat, NEG), (POS, NEG)) == chat  # exactly what add_marker added comes off
+    one = [{"role": "user", "content": "3+3?"}]
+    assert strip_marker(add_marker(one, "incorrectly."), ("correctly.", "incorrectly.")) == one  # longest first
+    assert marked_prompt(add_marker(chat, POS)[1:], False, (POS, NEG))[-1]["content"] == "2+2?\n" + NEG
     assert marked_prompt("What is 5?", True, (POS, NEG)) == [{"role": "user", "content": "What is 5? " + POS}]
     assert strip_marker(chat, (POS, NEG)) is chat
 

@@ -155,8 +155,11 @@ def strip_marker(messages: list[dict[str, Any]], markers: tuple[str, ...]) -> li
         if messages[i].get("role") != "user" or not isinstance(messages[i].get("content"), str):
             continue
         content = messages[i]["content"]
-        for m in (m for m in markers if m and content.endswith(m)):
-            return [*messages[:i], {**messages[i], "content": content[: -len(m)].rstrip()}, *messages[i + 1:]]
+        for m in sorted((m for m in markers if m and content.endswith(m)), key=len, reverse=True):
+            rest = content[: -len(m)]  # without the separator add_marker put there (a space, unless whitespace)
+            if rest.endswith(" ") and not rest[:-1][-1:].isspace():
+                rest = rest[:-1]
+            return [*messages[:i], {**messages[i], "content": rest}, *messages[i + 1:]]
         return messages
     return messages
 
@@ -184,5 +187,14 @@ def saved_marker(*folders: str | None) -> str | None:
 def resolve_marker(marker: str, model: str, adapter: str | None = None) -> str | None:
     """``--marker``: ``auto`` = the marker saved with the model (if any), ``none`` = no marker, else the text."""
     if marker == "auto":
-        return saved_marker(adapter, model) or None
+        import logging
+        from pathlib import Path
+
+        found = saved_marker(adapter, model) or None
+        if found is None and not any(f and Path(f).is_dir() for f in (adapter, model)):
+            logging.getLogger(__name__).warning(
+                "--marker auto: %s is not a local folder, so no saved quality marker was looked for; a model "
+                "trained with `negtune train nat` needs --marker TEXT (its positive marker) when loaded from the hub",
+                adapter or model)
+        return found
     return None if marker in ("none", "") else marker

@@ -74,7 +74,8 @@ def keep_answered(encoded: list[tuple[list[int], list[int]]], what: str, max_len
     from negtune.data.io import DataError
 
     kept = [i for i, (_, labels) in enumerate(encoded) if any(t != -100 for t in labels)]
-    lost = [i for i in range(len(encoded)) if i not in set(kept)]
+    kept_set = set(kept)
+    lost = [i for i in range(len(encoded)) if i not in kept_set]
     if not lost:
         return kept
     rows = ", ".join(map(str, lost[:10])) + (f", ... ({len(lost)} in all)" if len(lost) > 10 else "")
@@ -84,6 +85,19 @@ def keep_answered(encoded: list[tuple[list[int], list[int]]], what: str, max_len
     logger.warning("%s: skipped %d of %d rows whose prompt fills --max_length %s (no answer token left): rows %s",
                    what, len(lost), len(encoded), max_length, rows)
     return kept
+
+
+def encode_rows(rows: list[dict[str, Any]], tok, max_length: int | None, what: str,
+                prompt=None) -> tuple[list[dict[str, Any]], list[tuple[list[int], list[int]]]]:
+    """The labeled rows that keep an answer token after encoding, and their ``(input_ids, labels)``: prompt
+    (``prompt(row)`` when given, e.g. with a marker) + completion, truncated to ``max_length``
+    (:func:`keep_answered` names the rows left out)."""
+    from negtune.data.prompts import encode_prompt_completion
+
+    pairs = [encode_prompt_completion(tok, prompt(r) if prompt else r["prompt"], r["completion"], max_length)
+             for r in rows]
+    keep = keep_answered(pairs, what, max_length)
+    return [rows[j] for j in keep], [pairs[j] for j in keep]
 
 
 def load_for_training(model, peft_config=None, trust_remote_code: bool = False):

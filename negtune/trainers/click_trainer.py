@@ -10,11 +10,10 @@ import datasets
 import torch
 
 from negtune.data.io import DataError
-from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses.click import click_loss, likelihood_ranked_pairs
 from negtune.losses.logps import mean_token_nll, target_logits, token_logps
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
 from negtune.trainers.click_config import ClickConfig
 from negtune.trainers.reference import compute_reference_logps
 
@@ -28,7 +27,7 @@ class ClickTrainer(NegtuneTrainer):
     completion and a boolean ``label``); rows with the same prompt are one prompt's continuations. The LM term
     learns its positives, or ``lm_dataset`` when given (prompt/completion or question/answer rows: the
     authors' setting, gold text for the LM term and the model's own labeled samples for the pairs). The pairs
-    are spread evenly over the LM examples, so every batch contrasts a few prompts.
+    are spread over the LM examples, one prompt's pairs each, so every batch contrasts a few prompts.
     """
 
     method_name = "click"
@@ -39,15 +38,19 @@ class ClickTrainer(NegtuneTrainer):
             raise ValueError("ClickTrainer needs processing_class (the tokenizer)")
         rows = training_rows(train_dataset, "labeled")
         tok = processing_class
-        pairs = [encode_prompt_completion(tok, r["prompt"], r["completion"], args.max_length) for r in rows]
-        keep = keep_answered(pairs, f"{self.method_name} train dataset", args.max_length)
-        rows, encoded = [rows[j] for j in keep], [pairs[j] for j in keep]
+        rows, encoded = encode_rows(rows, tok, args.max_length, f"{self.method_name} train dataset")
         model = load_for_training(model, peft_config)
-        likelihood = compute_reference_logps(model, encoded, tok.pad_token_id) if args.pairing == "likelihood" \
-            else [0.0] * len(encoded)  # the initial model ranks the samples (under LoRA: the base, the same)
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(rows):
             groups.setdefault(json.dumps(r["prompt"], sort_keys=True), []).append(i)
+        likelihood = [0.0] * len(encoded)
+        if args.pairing == "likelihood":  # the initial model ranks the samples (under LoRA: the base, the same)
+            ranked = [i for members in groups.values() if len({bool(rows[i]["label"]) for i in members}) == 2
+                      for i in members]  # only prompts with both labels can give a pair
+            model.to(args.device)
+            for i, value in zip(ranked, compute_reference_logps(model, [encoded[i] for i in ranked],
+                                                                tok.pad_token_id)):
+                likelihood[i] = value
         rng = random.Random(args.seed)
         group_pairs = []
         for members in groups.values():
@@ -64,16 +67,23 @@ class ClickTrainer(NegtuneTrainer):
             lm = [encoded[i] for i, r in enumerate(rows) if r["label"]]
             lm_what = "positive completions"
         else:
-            lm_rows = training_rows(lm_dataset, "qa", "lm")
-            lm = [encode_prompt_completion(tok, r["prompt"], r["answer"], args.max_length) for r in lm_rows]
-            lm = [lm[j] for j in keep_answered(lm, f"{self.method_name} lm dataset", args.max_length)]
+            lm_rows = training_rows(lm_dataset, "qa", "lm", flag="lm_dataset")
+            _, lm = encode_rows([{"prompt": r["prompt"], "completion": r["answer"]} for r in lm_rows], tok,
+                                args.max_length, f"{self.method_name} lm dataset")
             lm_what = "lm_dataset rows"
-        items = [{"index": k, "input_ids": ids, "labels": labels, "pair_pos": [], "pair_neg": []}
-                 for k, (ids, labels) in enumerate(lm)]
+        # one prompt's pairs per LM example at most (memory stays bounded); with more prompts than LM examples,
+        # the LM examples are cycled so each prompt's pairs still get an item of their own
+        n_items = max(len(lm), len(group_pairs))
+        items = [{"index": k, "input_ids": lm[k % len(lm)][0], "labels": lm[k % len(lm)][1], "pair_pos": [],
+                  "pair_neg": []} for k in range(n_items)]
         for g, pairs_of_prompt in enumerate(group_pairs):  # spread evenly: every batch contrasts a few prompts
-            items[g % len(items)]["pair_pos"] += [p for p, _ in pairs_of_prompt]
-            items[g % len(items)]["pair_neg"] += [n for _, n in pairs_of_prompt]
-        self._data_description = (f"{len(items)} {lm_what} (LM targets), {n_pairs} ranked pairs over "
+            items[g]["pair_pos"] = [p for p, _ in pairs_of_prompt]
+            items[g]["pair_neg"] = [n for _, n in pairs_of_prompt]
+        if n_items > len(lm):
+            logger.warning("click: %d prompts with pairs and %d LM examples: the LM examples are repeated to carry "
+                           "every prompt's pairs (each epoch sees them %.1f times)", len(group_pairs), len(lm),
+                           n_items / len(lm))
+        self._data_description = (f"{len(lm)} {lm_what} (LM targets), {n_pairs} ranked pairs over "
                                   f"{len(group_pairs)} of {len(groups)} prompts ({args.pairing} pairing)")
         logger.info("click: %s", self._data_description)
         super().__init__(model=model, args=args, train_dataset=datasets.Dataset.from_list(items),

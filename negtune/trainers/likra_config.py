@@ -15,9 +15,9 @@ class LikraConfig(TrainingArguments):
     next-token loss on its own examples (:mod:`negtune.losses.likra`); answers are scored by
     log P+(a|q) - beta log P-(a|q) (:class:`negtune.evaluation.likra.LikraScorer`).
 
-    The authors train the two heads in two runs; negtune trains them in one, every micro-batch holding
-    examples of one head only (alternating; each process sees the same head at the same step), so each head's
-    update, gradient clipping and Adam state are its own, as in two runs. ``max_steps`` counts the updates of
+    The authors train the two heads in two runs; negtune trains them in one, every optimizer step training one
+    head only (its micro-batches, gradient accumulation and every process included, hold that head's examples;
+    the heads alternate), so each head's update, gradient clipping and Adam state are its own, as in two runs. ``max_steps`` counts the updates of
     both heads. Needs a LoRA config (``--use_peft``, ``--lora_r`` ...); their setting: r 8, alpha 8, the MLP
     projections, lr 1e-4 (Mistral-7B) / 1e-3 (Llama-3.2-3B), constant schedule, 1 epoch, batch 32.
     """

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import datasets
 import torch
+from transformers import TrainerCallback
 
 from negtune.data.io import DataError, atomic_write_text
-from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses.logps import mean_token_nll, target_logits, token_logps
 from negtune.trainers.base import (
     NegtuneTrainer,
     PaddedCollator,
     absolute_adapter_base,
-    keep_answered,
+    encode_rows,
     load_for_training,
 )
 from negtune.trainers.likra_config import HEADS, MANIFEST, LikraConfig
@@ -44,10 +44,9 @@ class LikraTrainer(NegtuneTrainer):
                             "--lora_r, --lora_target_modules ...)")
         rows = training_rows(train_dataset, "labeled")
         tok = processing_class
-        pairs = [encode_prompt_completion(tok, r["prompt"], r["completion"], args.max_length) for r in rows]
-        keep = keep_answered(pairs, f"{self.method_name} train dataset", args.max_length)
-        items = [{"index": i, "input_ids": pairs[j][0], "labels": pairs[j][1], "is_positive": bool(rows[j]["label"])}
-                 for i, j in enumerate(keep)]
+        rows, pairs = encode_rows(rows, tok, args.max_length, f"{self.method_name} train dataset")
+        items = [{"index": i, "input_ids": ids, "labels": labels, "is_positive": bool(r["label"])}
+                 for i, (r, (ids, labels)) in enumerate(zip(rows, pairs))]
         n_pos = sum(x["is_positive"] for x in items)
         self._data_description = (f"{n_pos} positive completions (positive head) and {len(items) - n_pos} "
                                   "negative ones (negative head)")
@@ -58,17 +57,27 @@ class LikraTrainer(NegtuneTrainer):
         _train_both_heads(model)
         super().__init__(model=model, args=args, train_dataset=datasets.Dataset.from_list(items),
                          data_collator=PaddedCollator(tok.pad_token_id), processing_class=tok, **kwargs)
+        self._head_sampler: HeadBatchSampler | None = None
+        self.add_callback(_SamplerEpoch(self))
 
     def _get_train_sampler(self, train_dataset=None):
         data = train_dataset if train_dataset is not None else self.train_dataset
-        return HeadBatchSampler(data["is_positive"], self.args.per_device_train_batch_size, self.args.world_size,
-                                self.args.seed)
+        # the loader's own batch size (auto_find_batch_size may have lowered it) and one head per optimizer step
+        self._head_sampler = HeadBatchSampler(data["is_positive"], self._train_batch_size, self.args.world_size,
+                                              self.args.seed, self.args.gradient_accumulation_steps)
+        return self._head_sampler
+
+    def create_optimizer(self, *args, **kwargs):
+        # a resumed run loads the heads with PEFT's set_adapter, which freezes the inactive one: both must be in
+        # the optimizer (and in the saved optimizer state it reloads)
+        _train_both_heads(self.model)
+        return super().create_optimizer(*args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         positive = inputs["is_positive"].bool()
         if positive.any() and not positive.all():
-            raise RuntimeError("likra: a micro-batch mixes positive and negative examples; its sampler gives each "
-                               "micro-batch one head (do not set train_sampling_strategy)")
+            raise RuntimeError("likra: a micro-batch mixes positive and negative examples; LikraTrainer's sampler "
+                               "gives each training micro-batch one head (evaluation batches are not supported)")
         head = HEADS[0] if positive[0] else HEADS[1]
         peft_model = self.accelerator.unwrap_model(model)
         if peft_model.active_adapter != head:
@@ -95,26 +104,42 @@ class LikraTrainer(NegtuneTrainer):
 
 
 def _train_both_heads(model) -> None:
+    """Every parameter of either head trainable (LoRA matrices, and modules_to_save copies), the base frozen."""
     for name, p in model.named_parameters():
-        if "lora_" in name:
+        if any(f".{head}." in name for head in HEADS):
             p.requires_grad_(True)
 
 
-class HeadBatchSampler(torch.utils.data.Sampler):
-    """Indices in blocks of ``batch_size`` examples of one head, ``world_size`` blocks of a head in a row (each
-    process gets one of them, so all train the same head at a step), the heads alternating while both have
-    blocks left. A head's last block is filled with others of its examples drawn again, so no micro-batch
-    mixes heads. Shuffled per epoch from ``seed`` (``set_epoch``; resumed runs draw the same order)."""
+class _SamplerEpoch(TrainerCallback):
+    """Tells the sampler which epoch starts, from the trainer's state: accelerate's sharded loader does not
+    forward ``set_epoch`` to it, and a resumed run must draw the resumed epoch's order."""
 
-    def __init__(self, is_positive, batch_size: int, world_size: int, seed: int):
+    def __init__(self, trainer: LikraTrainer):
+        self.trainer = trainer
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if self.trainer._head_sampler is not None:
+            self.trainer._head_sampler.set_epoch(math.floor(state.epoch + 1e-6))
+        return control
+
+
+class HeadBatchSampler(torch.utils.data.Sampler):
+    """Indices in blocks of ``batch_size`` examples of one head, ``world_size x accumulation`` blocks of a head in
+    a row (each process gets ``accumulation`` of them: every process trains the same head, and each optimizer
+    step one head), the heads alternating while both have blocks left. A head's last round is filled with others
+    of its examples drawn again, so no micro-batch mixes heads. Shuffled per epoch from ``seed`` (``set_epoch``;
+    a resumed run draws the same order)."""
+
+    def __init__(self, is_positive, batch_size: int, world_size: int, seed: int, accumulation: int = 1):
         self.groups = [[i for i, p in enumerate(is_positive) if p], [i for i, p in enumerate(is_positive) if not p]]
-        self.block, self.world, self.seed, self.epoch = batch_size, world_size, seed, 0
+        self.round = batch_size * world_size * accumulation
+        self.seed, self.epoch = seed, 0
 
     def _rounds(self, n: int) -> int:
-        return math.ceil(n / (self.block * self.world)) if n else 0
+        return math.ceil(n / self.round) if n else 0
 
     def __len__(self) -> int:
-        return sum(self._rounds(len(g)) for g in self.groups) * self.block * self.world
+        return sum(self._rounds(len(g)) for g in self.groups) * self.round
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -125,10 +150,9 @@ class HeadBatchSampler(torch.utils.data.Sampler):
         rounds = []
         for group in self.groups:
             order = rng.sample(group, len(group))
-            size = self._rounds(len(group)) * self.block * self.world
+            size = self._rounds(len(group)) * self.round
             order += [rng.choice(group) for _ in range(size - len(order))]
-            step = self.block * self.world
-            rounds.append([order[k : k + step] for k in range(0, size, step)])
+            rounds.append([order[k : k + self.round] for k in range(0, size, self.round)])
         pos, neg = rounds
         for k in range(max(len(pos), len(neg))):
             for head in (pos, neg):

@@ -10,11 +10,11 @@ from pathlib import Path
 import datasets
 
 from negtune.data.io import DataError, atomic_write_text
-from negtune.data.prompts import MARKER_FILE, add_marker, as_chat, encode_prompt_completion, strip_marker
+from negtune.data.prompts import MARKER_FILE, add_marker, as_chat, strip_marker
 from negtune.data.rows import training_rows
 from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.nat import nat_loss
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
 from negtune.trainers.goldfish import goldfish_labels
 from negtune.trainers.nat_config import NATConfig
 
@@ -38,13 +38,11 @@ class NATTrainer(NegtuneTrainer):
         rows = select_negatives(training_rows(train_dataset, "labeled"), args.negatives_per_positive, args.seed)
         tok = processing_class
         markers = (args.positive_marker, args.negative_marker)
-        pairs = [encode_prompt_completion(tok, marked_prompt(r["prompt"], bool(r["label"]), markers),
-                                          r["completion"], args.max_length) for r in rows]
-        keep = keep_answered(pairs, f"{self.method_name} train dataset", args.max_length)
+        rows, pairs = encode_rows(rows, tok, args.max_length, f"{self.method_name} train dataset",
+                                  prompt=lambda r: marked_prompt(r["prompt"], bool(r["label"]), markers))
         encoded = []
-        for i, j in enumerate(keep):
-            ids, labels = pairs[j]
-            positive = bool(rows[j]["label"])
+        for i, (row, (ids, labels)) in enumerate(zip(rows, pairs)):
+            positive = bool(row["label"])
             encoded.append({"index": i, "input_ids": ids, "is_positive": positive,
                             "labels": goldfish_labels(args, ids, labels) if positive else labels})
         n_pos = sum(r["is_positive"] for r in encoded)

@@ -7,12 +7,11 @@ import random
 import datasets
 import torch
 
-from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses import negative_unlikelihood_loss, repeat_ngram_mask, token_unlikelihood_loss
 from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.unlikelihood import sequence_unlikelihood_loss
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
 from negtune.trainers.goldfish import goldfish_labels
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
@@ -33,12 +32,10 @@ class UnlikelihoodTrainer(NegtuneTrainer):
             raise ValueError("UnlikelihoodTrainer needs processing_class (the tokenizer)")
         rows = training_rows(train_dataset, "labeled")
         tok = processing_class
-        pairs = [encode_prompt_completion(tok, row["prompt"], row["completion"], args.max_length) for row in rows]
-        keep = keep_answered(pairs, f"{self.method_name} train dataset", args.max_length)
+        rows, pairs = encode_rows(rows, tok, args.max_length, f"{self.method_name} train dataset")
         encoded = []
-        for i, j in enumerate(keep):
-            ids, labels = pairs[j]
-            positive = bool(rows[j]["label"])
+        for i, (row, (ids, labels)) in enumerate(zip(rows, pairs)):
+            positive = bool(row["label"])
             encoded.append({"index": i, "input_ids": ids, "is_positive": positive, "prompt_len": prompt_length(labels),
                             "labels": goldfish_labels(args, ids, labels) if positive else labels})
         n_pos = sum(r["is_positive"] for r in encoded)
