@@ -30,11 +30,14 @@ import time
 from pathlib import Path
 
 from common import Run, parser, section, write_result
-from negatives_rlvr import base_model
+from negatives_rlvr import base_model, problems
 
 RUNS = (
     Run("likra_learning", full=("--seeds", "0,1,2,3,4"),
         quick=("--seeds", "0,1", "--sizes", "8", "--lrs", "3e-3", "--epochs", "1", "--eval", "6", "--warm-s", "10")),
+    Run("likra_rerank", full=("--mode", "rerank", "--seeds", "0,1,2,3,4"),
+        quick=("--mode", "rerank", "--seeds", "0,1", "--epochs", "1", "--eval", "6", "--rerank-prompts", "8",
+               "--warm-s", "10")),
 )
 RULES = ("likra", "positive", "base_likra", "base")
 KINDS = ("near", "random")
@@ -111,8 +114,94 @@ def train_and_score(work: Path, base: str, size: int, kind: str, lr: float, seed
     return result
 
 
+def rerank_run(work: Path, base: str, seed: int, a) -> dict:
+    """Heads trained on seed ``seed``'s labeled rollout of training problems, re-ranking the held-out rollout."""
+    from peft import LoraConfig
+    from transformers import AutoTokenizer
+
+    from negtune.evaluation.likra import LikraScorer, rerank_accuracy
+    from negtune.rollout.stage import RolloutConfig, rollout_and_verify
+    from negtune.trainers import LikraConfig, LikraTrainer
+
+    run = work / "rerank" / f"seed{seed}"
+    done = run / "run.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    t0 = time.monotonic()
+    train_file = problems(work, f"rerank-train-seed{seed}", a.rerank_prompts, 1000 + seed, 2)
+    data, stats = rollout_and_verify(RolloutConfig(model=base, dataset=train_file, out=str(run / "rollout"), n=8,
+                                                   temperature=1.0, max_new_tokens=96, seed=seed, engine="hf",
+                                                   verify_workers=0), progress=False)
+    args = LikraConfig(output_dir=str(run / "heads"), num_train_epochs=a.epochs, per_device_train_batch_size=8,
+                       learning_rate=a.rerank_lr, lr_scheduler_type="constant", seed=seed, use_cpu=True,
+                       save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=10_000)
+    trainer = LikraTrainer(base, args, train_dataset=data, processing_class=AutoTokenizer.from_pretrained(base),
+                           peft_config=LoraConfig(r=8, lora_alpha=8, target_modules=["gate_proj", "up_proj",
+                                                                                     "down_proj"]))
+    trainer.train()
+    trainer.save_model()
+    result = {"seed": seed, "train_rollout": {k: stats[k] for k in ("pass@1", "positives", "negatives")},
+              "accuracy": rerank_accuracy(LikraScorer(run / "heads"), a.held_rows),
+              "seconds": round(time.monotonic() - t0, 1)}
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def rerank_main(a, seeds: list[int], base: str, work: Path, t0: float) -> None:
+    from negtune.evaluation.stats import paired_difference
+    from negtune.rollout.stage import RolloutConfig, rollout_and_verify
+
+    held_file = problems(work, "rerank-eval", a.eval, 4242, 2)
+    held, _ = rollout_and_verify(RolloutConfig(model=base, dataset=held_file, out=str(work / "rerank" / "held-out"),
+                                               n=8, temperature=0.6, top_p=0.95, max_new_tokens=96, seed=0,
+                                               engine="hf", verify_workers=0), progress=False)
+    a.held_rows = held.to_list()
+    groups: dict = {}
+    for r in a.held_rows:
+        groups.setdefault(r["prompt_id"], []).append(bool(r["label"]))
+    runs = [rerank_run(work, base, s, a) for s in seeds]
+    per_rule = {rule: [x["accuracy"][rule] for x in runs] for rule in (*RULES, "mean")}
+    write_result({"benchmark": "likra_rerank", "seeds": seeds,
+                  "settings": {"prompts": a.rerank_prompts, "eval": a.eval, "epochs": a.epochs, "lr": a.rerank_lr},
+                  "held_out": {"avg@8": per_rule["mean"][0], "pass@8": sum(any(v) for v in groups.values()) / len(groups)},
+                  "accuracy": per_rule,
+                  "differences": {"Likra pick - avg@8": paired_difference(per_rule["likra"], per_rule["mean"]),
+                                  "Likra pick - SFT (positive head) pick":
+                                      paired_difference(per_rule["likra"], per_rule["positive"]),
+                                  "SFT pick - avg@8": paired_difference(per_rule["positive"], per_rule["mean"]),
+                                  "Likra pick - base-likelihood pick":
+                                      paired_difference(per_rule["likra"], per_rule["base"])},
+                  "train_seconds": round(sum(x["seconds"] for x in runs), 1),
+                  "seconds": round(time.monotonic() - t0, 1)}, a.json)
+
+
+def rerank_section(r: dict) -> str:
+    from negtune.evaluation.stats import format_difference
+
+    s = r["settings"]
+    names = {"likra": "Likra (P+ / P-)", "positive": "SFT (positive head)", "base_likra": "base / P-",
+             "base": "base likelihood", "mean": "no re-ranking (avg@8)"}
+    rows = [[names[k], ", ".join(f"{v:.3f}" for v in vals), f"{statistics.fmean(vals):.3f}"]
+            for k, vals in r["accuracy"].items()]
+    verdict = {True: "the interval excludes 0", False: "the interval includes 0: no claim"}
+    lines = [f"- **{k}: {format_difference(d)}** ({verdict[d['excludes_zero']]})" for k, d in r["differences"].items()]
+    return section(
+        "Likra as a learned verifier: re-ranking sampled solutions (`benchmarks/likra_learning.py --mode rerank`)",
+        f"Per seed, Likra heads ({s['epochs']} epochs, lr {s['lr']:g}, the authors' LoRA) trained on the tiny arithmetic "
+        f"model's own labeled rollout of {s['prompts']} difficulty-2 problems x 8 samples (temperature 1); each "
+        f"rule then picks one of the 8 samples (temperature 0.6) of each of {s['eval']} held-out problems: the "
+        f"fraction of picks that are right (held-out avg@8 {r['held_out']['avg@8']:.3f}, pass@8 "
+        f"{r['held_out']['pass@8']:.3f}: the best a pick can do). Seeds {r['seeds']}; one learning rate for all "
+        "rules (they share the heads), not tuned.",
+        ["rule", "right picks per seed", "mean"], rows,
+        "\n".join(lines) + f"\n\nTime: {r['train_seconds']:.0f} s of runs; this invocation {r['seconds']:.0f} s.")
+
+
 def results_section(r: dict) -> str:
     from negtune.evaluation.stats import format_difference
+
+    if r.get("benchmark") == "likra_rerank":
+        return rerank_section(r)
 
     s = r["settings"]
     rows = []
@@ -144,6 +233,11 @@ def main() -> None:
     ap.add_argument("--lrs", default="1e-3,3e-3")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--eval", type=int, default=100)
+    ap.add_argument("--mode", default="mc", choices=["mc", "rerank"],
+                    help="mc: the multiple-choice learning curve; rerank: heads from a labeled rollout re-rank a "
+                         "held-out rollout's samples")
+    ap.add_argument("--rerank-prompts", type=int, default=128, help="rerank: training problems (8 samples each)")
+    ap.add_argument("--rerank-lr", type=float, default=3e-3, help="rerank: the heads' learning rate")
     ap.add_argument("--warm-s", type=float, help="cap the base model's warm start (smoke runs)")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "likra_learning"))
     a = ap.parse_args()
@@ -163,6 +257,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     base = base_model(Path.home() / ".cache" / "negtune" / "negatives_rlvr" if a.warm_s is None else Path(a.work),
                       a.warm_s)
+    if a.mode == "rerank":
+        return rerank_main(a, seeds, base, work, t0)
     a.questions = questions(make_arith(a.eval, seed=4242, difficulty=2))
     mid = sizes[len(sizes) // 2]
     tuned = {lr: train_and_score(work, base, mid, "near", lr, a.tune_seed, a) for lr in lrs}

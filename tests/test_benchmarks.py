@@ -108,6 +108,11 @@ MINIMAL = {
         "curves": {"8": {k: [0.2, 0.3] for k in ("base", "positive", "likra_near", "likra_random", "base_likra_near",
                                                   "base_likra_random")}},
         "differences": {"N=8: Likra (near) - SFT": _DIFF}, "train_seconds": 4.0, "seconds": 26.0},
+    "likra_rerank": {
+        "benchmark": "likra_rerank", "seeds": [0, 1], "settings": {"prompts": 8, "eval": 6, "epochs": 1, "lr": 3e-3},
+        "held_out": {"avg@8": 0.2, "pass@8": 0.5},
+        "accuracy": {k: [0.2, 0.3] for k in ("likra", "positive", "base_likra", "base", "mean")},
+        "differences": {"Likra pick - avg@8": _DIFF}, "train_seconds": 4.0, "seconds": 27.0},
     "goldfish_memorisation": {
         "seeds": [0, 1], "settings": {"steps": 6, "lr": 3e-3, "k": 4, "h": 13, "suffix": 8},
         "methods": {m: {"exact_match": [1.0, 0.5], "matched_prefix": [8.0, 4.0], "held_out_ppl": [8.0, 9.0]}
@@ -283,6 +288,15 @@ def test_likra_learning_smoke(tmp_path):
     assert len(list(tmp_path.rglob("likra.json"))) == 5  # tuning + 2 seeds x 2 negative kinds
     module, _ = run_all.benchmarks()["likra_learning"]
     assert "Likra (near) - SFT" in module.results_section(r)
+    # re-ranking: heads from each seed's own rollout pick one sample per held-out problem, every rule
+    rerank = [sys.executable, str(script), "--mode", "rerank", "--seeds", "0,1", "--epochs", "1", "--eval", "4",
+              "--rerank-prompts", "4", "--warm-s", "5", "--work", str(tmp_path), "--json", str(tmp_path / "rr.json")]
+    proc = subprocess.run(rerank, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rr = json.loads((tmp_path / "rr.json").read_text())
+    assert all(len(v) == 2 and all(0 <= x <= 1 for x in v) for v in rr["accuracy"].values())
+    assert all(x <= rr["held_out"]["pass@8"] for v in rr["accuracy"].values() for x in v)  # a pick can't beat pass@8
+    assert "learned verifier" in module.results_section(rr)
 
 
 def test_click_on_the_repetition_task_smoke(tmp_path):
