@@ -175,16 +175,21 @@ def rerank_main(a, seeds: list[int], base: str, work: Path, t0: float) -> None:
                   "seconds": round(time.monotonic() - t0, 1)}, a.json)
 
 
-def rerank_section(r: dict) -> str:
+def difference_lines(differences: dict) -> list[str]:
+    """One bullet per paired difference: its mean, 95% interval and whether the interval excludes 0."""
     from negtune.evaluation.stats import format_difference
 
+    verdict = {True: "the interval excludes 0", False: "the interval includes 0: no claim"}
+    return [f"- **{k}: {format_difference(d)}** ({verdict[d['excludes_zero']]})" for k, d in differences.items()]
+
+
+def rerank_section(r: dict) -> str:
     s = r["settings"]
     names = {"likra": "Likra (P+ / P-)", "positive": "SFT (positive head)", "base_likra": "base / P-",
              "base": "base likelihood", "mean": "no re-ranking (avg@8)"}
     rows = [[names[k], ", ".join(f"{v:.3f}" for v in vals), f"{statistics.fmean(vals):.3f}"]
             for k, vals in r["accuracy"].items()]
-    verdict = {True: "the interval excludes 0", False: "the interval includes 0: no claim"}
-    lines = [f"- **{k}: {format_difference(d)}** ({verdict[d['excludes_zero']]})" for k, d in r["differences"].items()]
+    lines = difference_lines(r["differences"])
     return section(
         "Likra as a learned verifier: re-ranking sampled solutions (`benchmarks/likra_learning.py --mode rerank`)",
         f"Per seed, Likra heads ({s['epochs']} epochs, lr {s['lr']:g}, the authors' LoRA) trained on the tiny arithmetic "
@@ -198,8 +203,6 @@ def rerank_section(r: dict) -> str:
 
 
 def results_section(r: dict) -> str:
-    from negtune.evaluation.stats import format_difference
-
     if r.get("benchmark") == "likra_rerank":
         return rerank_section(r)
 
@@ -209,8 +212,7 @@ def results_section(r: dict) -> str:
         cell = r["curves"][str(size)]
         rows.append([size, *(f"{statistics.fmean(cell[rule]):.3f}" for rule in
                              ("base", "positive", "likra_near", "likra_random", "base_likra_near"))])
-    verdict = {True: "the interval excludes 0", False: "the interval includes 0: no claim"}
-    lines = [f"- **{k}: {format_difference(d)}** ({verdict[d['excludes_zero']]})" for k, d in r["differences"].items()]
+    lines = difference_lines(r["differences"])
     return section(
         "Likra vs SFT: multiple-choice accuracy per training example (`benchmarks/likra_learning.py`)",
         f"Difficulty-2 arithmetic as 4-way multiple choice (the right solution and 3 near-misses), {s['eval']} "
