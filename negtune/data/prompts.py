@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # Qwen2.5-Math chain-of-thought instruction (also lighteval / open-r1's default for math).
 MATH_COT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -167,9 +172,6 @@ def strip_marker(messages: list[dict[str, Any]], markers: tuple[str, ...]) -> li
 def saved_marker(*folders: str | None) -> str | None:
     """The marker saved with a model (:data:`MARKER_FILE` in the adapter folder, else the model folder); None
     when there is none."""
-    import json
-    from pathlib import Path
-
     for folder in folders:
         path = Path(folder) / MARKER_FILE if folder else None
         if path is not None and path.is_file():
@@ -187,12 +189,9 @@ def saved_marker(*folders: str | None) -> str | None:
 def resolve_marker(marker: str, model: str, adapter: str | None = None) -> str | None:
     """``--marker``: ``auto`` = the marker saved with the model (if any), ``none`` = no marker, else the text."""
     if marker == "auto":
-        import logging
-        from pathlib import Path
-
         found = saved_marker(adapter, model) or None
         if found is None and not any(f and Path(f).is_dir() for f in (adapter, model)):
-            logging.getLogger(__name__).warning(
+            logger.warning(
                 "--marker auto: %s is not a local folder, so no saved quality marker was looked for; a model "
                 "trained with `negtune train nat` needs --marker TEXT (its positive marker) when loaded from the hub",
                 adapter or model)

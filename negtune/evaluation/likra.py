@@ -77,23 +77,24 @@ def rule_scores(logps: dict[str, torch.Tensor], answers: list[str], beta: float 
 
 def choose(scores: torch.Tensor, groups: list) -> dict:
     """The index of the best-scored item of each group (``groups[i]``: the group of item i; first best wins)."""
+    values = scores.tolist()
     best: dict = {}
-    for i, (g, s) in enumerate(zip(groups, scores.tolist())):
-        if g not in best or s > scores[best[g]].item():
+    for i, g in enumerate(groups):
+        if g not in best or values[i] > values[best[g]]:
             best[g] = i
     return best
 
 
 def multiple_choice_accuracy(scorer: LikraScorer, questions: list[dict], normalise: str = "none") -> dict[str, float]:
     """Accuracy of each rule on ``questions`` (each ``{"prompt", "choices": [...], "answer": index}``)."""
-    prompts, answers, groups = [], [], []
+    prompts, answers, groups, starts = [], [], [], []
     for q, row in enumerate(questions):
+        starts.append(len(answers))  # where question q's choices begin
         for choice in row["choices"]:
             prompts.append(row["prompt"])
             answers.append(choice)
             groups.append(q)
     scores = scorer.scores(prompts, answers, normalise)
-    starts = {q: groups.index(q) for q in range(len(questions))}
     return {rule: sum(best - starts[q] == questions[q]["answer"] for q, best in choose(s, groups).items())
             / len(questions) for rule, s in scores.items()}
 

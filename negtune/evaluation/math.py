@@ -108,7 +108,7 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
             engine = cfg.build_engine(cfg.model, cfg.adapter, cfg.seed)
         from negtune.data.prompts import resolve_marker
 
-        marker = resolve_marker(cfg.marker, cfg.model, cfg.adapter)  # what every prompt ended with
+        marker = resolve_marker(cfg.marker, cfg.model, cfg.adapter)  # once: every benchmark's prompts end with it
         results: dict[str, Any] = {"settings": asdict(cfg) | {"engine": engine.name, "marker_text": marker},
                                    "benchmarks": {}}
         all_samples = []
@@ -117,7 +117,7 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
                 t0 = time.monotonic()
                 rcfg = RolloutConfig(model=cfg.model, adapter=cfg.adapter, dataset=source,
                                      out=str(out / "rollouts" / name), n=cfg.n, verifier=cfg.verifier,
-                                     template=cfg.template, marker=cfg.marker, temperature=cfg.temperature, top_p=cfg.top_p,
+                                     template=cfg.template, marker=marker or "none", temperature=cfg.temperature, top_p=cfg.top_p,
                                      max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, limit=cfg.limit,
                                      batch_size=cfg.batch_size, verify_timeout=cfg.verify_timeout,
                                      verify_workers=cfg.verify_workers, engine=engine.name)

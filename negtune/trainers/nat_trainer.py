@@ -12,7 +12,7 @@ import datasets
 from negtune.data.io import DataError, atomic_write_text
 from negtune.data.prompts import MARKER_FILE, add_marker, as_chat, strip_marker
 from negtune.data.rows import training_rows
-from negtune.losses.logps import target_logits, token_logps
+from negtune.losses.logps import mean_token_nll, target_logits, token_logps
 from negtune.losses.nat import nat_loss
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
 from negtune.trainers.goldfish import goldfish_labels
@@ -60,7 +60,7 @@ class NATTrainer(NegtuneTrainer):
         pos = inputs["is_positive"].bool().unsqueeze(1)
         for name, part in (("positive_nll", mask & pos), ("negative_nll", mask & ~pos)):
             if part.any():
-                self.record(**{name: -(logps.detach() * part).sum() / part.sum()})
+                self.record(**{name: mean_token_nll(logps.detach(), part)})
         self.check_finite(loss, inputs)
         return loss
 

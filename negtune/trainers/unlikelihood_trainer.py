@@ -9,7 +9,7 @@ import torch
 
 from negtune.data.rows import training_rows
 from negtune.losses import negative_unlikelihood_loss, repeat_ngram_mask, token_unlikelihood_loss
-from negtune.losses.logps import target_logits, token_logps
+from negtune.losses.logps import mean_token_nll, target_logits, token_logps
 from negtune.losses.unlikelihood import sequence_unlikelihood_loss
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
@@ -68,7 +68,7 @@ class UnlikelihoodTrainer(NegtuneTrainer):
                 pos_loss, pos_nll, tok_ul = token_unlikelihood_loss(logits, labels, pos_mask, a.token_ul_alpha)
                 self.record(token_ul=tok_ul)
             else:
-                pos_nll = -(token_logps(logits, labels)[0] * pos_mask).sum() / pos_mask.sum()
+                pos_nll = mean_token_nll(token_logps(logits, labels)[0], pos_mask)
                 pos_loss = pos_nll
             loss = loss + pos_loss
             self.record(positive_nll=pos_nll)
