@@ -29,12 +29,14 @@ from negtune.losses import nat as _nat
 from negtune.losses import npo as _npo
 from negtune.losses import reweight as _reweight
 from negtune.losses import rlvr as _rlvr
+from negtune.losses import token_forget as _token_forget
 from negtune.losses.contrastive import contrastive_rationale_loss
 from negtune.losses.unlikelihood import negative_unlikelihood_loss
 
 FAMILIES = {
     "unlearn": "unlearning: a forget set (and a retain set) of question/answer pairs",
-    "labeled": "a labeled dataset: positive and negative completions",
+    "labeled": "a labeled dataset: positive and negative completions (token_forget: fine-tuning text, label "
+               "optional)",
     "offline_rlvr": "a labeled rollout with group pass rates (`negtune rollout` output)",
     "online_rlvr": "prompts with gold answers; completions sampled and verified during training",
 }
@@ -181,6 +183,12 @@ _ENTRIES = [
            objective="NLL of positives + alpha * max(0, gamma - log p(y+) + log p(y-)) on likelihood-ranked pairs",
            paper="Zheng et al. 2023, Click: Controllable Text Generation with Sequence Likelihood Contrastive "
                  "Learning (arXiv:2306.03350)"),
+    Method("token_forget", "labeled", "negtune.trainers.token_forget_config:TokenForgetConfig",
+           "negtune.trainers.token_forget_trainer:TokenForgetTrainer", loss=_token_forget.token_forget_loss,
+           objective="NLL of the answer tokens a reference model learned (top rho by influence) - lambda(t) * NLL "
+                     "of the rest",
+           paper="Taheri Ghahrizjani et al. 2025, Forgetting: A New Mechanism Towards Better Large Language Model "
+                 "Fine-tuning (arXiv:2508.04329)"),
     # --- RLVR from a labeled rollout --------------------------------------------------------------------------
     Method("nft_offline", "offline_rlvr", *_NFT_OFFLINE, loss=_rlvr.nft_token_loss,
            objective="NFT on a fixed rollout: positives up, negatives through the implicit negative policy",

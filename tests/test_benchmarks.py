@@ -102,6 +102,13 @@ MINIMAL = {
         "methods": {m: {"lr": 3e-4, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4, "positives": 6.0,
                         "negatives": 12.0} for m in ("nat", "sft")},
         "differences": {"nat:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
+    "negatives_token_forget": {
+        "seeds": [0, 1], "settings": {"steps": 2, "batch": 16, "train": 24, "noise": 0.3, "ref_fraction": 0.2,
+                                      "ref_steps": 2, "eval": 8, "lrs": [1e-3], "tune_seed": 100},
+        "base": {"avg@8": 0.1, "pass@8": 0.4}, "tuning": {"forget": {"0.001": 0.1}},
+        "methods": {m: {"lr": 1e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("forget", "sft")},
+        "split": {"negative_share_corrupted": 0.4, "negative_share_clean": 0.25},
+        "differences": {"forget:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
     "likra_learning": {
         "seeds": [0, 1], "settings": {"sizes": [8], "lrs": [3e-3], "epochs": 1, "eval": 6, "tune_seed": 100},
         "chosen_lr": {"likra": "0.003"},
@@ -267,6 +274,40 @@ def test_negatives_nat_smoke(tiny_model_dir, tmp_path):
     assert [p.stat().st_mtime_ns for p in runs] == stamps
     module, _ = run_all.benchmarks()["negatives_nat"]
     assert "nat - sft, avg@8" in module.results_section(r)
+
+
+def test_negatives_token_forget_smoke(tiny_model_dir, tmp_path):
+    """The token-forgetting experiment at smoke size: noisy data per seed (the corrupted rows' chains recomputed
+    from the wrong step), one reference per seed and rate shared by forget and ignore, the split's precision and
+    the paired differences reported, a rerun reusing every run."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    script = Path(run_all.__file__).parent / "negatives_token_forget.py"
+    cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "1e-3", "--steps", "1", "--ref-steps", "1",
+           "--train", "20", "--eval", "4", "--base", str(tiny_model_dir), "--work", str(tmp_path),
+           "--json", str(tmp_path / "r.json")]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert set(r["differences"]) == {"forget:sft", "ignore:sft", "forget:ignore", "sft_clean:sft"}
+    assert 0 < r["split"]["negative_share_corrupted"] < 1 and 0 < r["split"]["negative_share_clean"] < 1
+    runs = sorted(tmp_path.rglob("run.json"))
+    assert len(runs) == 12 and len(list(tmp_path.rglob("reference-lr*/model/config.json"))) == 3
+    rows = [json.loads(line) for line in next(tmp_path.rglob("seed0/train.jsonl")).read_text().splitlines()]
+    assert sum(r["corrupted"] for r in rows) == 6  # 30% of 20
+    for row in rows:  # a corrupted chain stays consistent from the wrong step on, and its answer is wrong
+        boxed = re.search(r"boxed\{(-?\d+)\}", row["completion"])[1]
+        steps = re.findall(r"(\d+) ([+*-]) (\d+) = (\d+)\.", row["completion"])
+        assert (boxed == row["answer"]) != row["corrupted"] and boxed == steps[-1][3]
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    module, _ = run_all.benchmarks()["negatives_token_forget"]
+    text = module.results_section(r)
+    assert "forget - sft, avg@8" in text and "of the answer tokens of corrupted rows marked negative" in text
 
 
 def test_likra_learning_smoke(tmp_path):

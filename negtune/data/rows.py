@@ -13,7 +13,7 @@ from typing import Any
 
 from negtune.data.io import ROW_SUFFIXES, DataError
 
-KINDS = ("qa", "labeled")
+KINDS = ("qa", "labeled", "sft")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -25,6 +25,8 @@ def training_rows(source, kind: str, name: str = "train", *, tofu_root: str | Pa
       prompt/completion columns; a string that is not a file name (no json/jsonl/csv/parquet suffix) is a TOFU split name, read
       from ``tofu_root`` (default: the shared TOFU folder, else the hub).
     - ``kind="labeled"``: rows with ``prompt``, ``completion``, a boolean ``label`` and ``extra_columns``.
+    - ``kind="sft"``: fine-tuning text: ``prompt`` and ``completion``; a ``label`` column is optional and, when
+      present (a labeled rollout), only its positive rows are kept.
 
     ``name`` says which data it is in errors (``forget dataset ...``); ``flag`` (``forget``) prefixes errors
     about a path or split name with the command-line flag that gave it.
@@ -34,6 +36,8 @@ def training_rows(source, kind: str, name: str = "train", *, tofu_root: str | Pa
     where, rows = _read(source, kind, name, tofu_root, flag)
     if kind == "qa":
         return _qa(rows, where)
+    if kind == "sft":
+        return _sft(rows, where)
     return _labeled(rows, where, extra_columns)
 
 
@@ -46,7 +50,7 @@ def _read(source, kind: str, name: str, tofu_root, flag: str | None) -> tuple[st
         return f"{name} dataset", list(source)
     path = Path(source)
     prefix = f"--{flag} {source}: " if flag else ""
-    if kind == "labeled" and path.is_dir():
+    if kind in ("labeled", "sft") and path.is_dir():
         from negtune.data.schema import read_labeled
 
         return f"{name} dataset {path}", read_labeled(path)
@@ -62,7 +66,7 @@ def _read(source, kind: str, name: str, tofu_root, flag: str | None) -> tuple[st
             if prefix and msg.startswith(f"{path}: "):
                 msg = prefix + msg[len(f"{path}: "):]
             raise DataError(msg) from None
-    if kind == "labeled":
+    if kind in ("labeled", "sft"):
         raise DataError(f"{prefix or f'{name} dataset '}{source}: not a file with a known suffix "
                         f"({', '.join(ROW_SUFFIXES)}) nor a `negtune rollout` folder")
     if not _SPLIT_NAME.match(str(source)) or str(source).startswith("."):
@@ -122,3 +126,21 @@ def _labeled(rows: list[dict[str, Any]], where: str, extra_columns: tuple[str, .
         if not isinstance(row["label"], bool):
             raise DataError(f"{where}, row {i}, column 'label': expected bool, got {row['label']!r}")
     return rows
+
+
+def _sft(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    if not rows:
+        raise DataError(f"{where} is empty")
+    for i, row in enumerate(rows):
+        if "prompt" not in row or "completion" not in row:
+            raise DataError(f"{where}, row {i}: fine-tuning rows need columns prompt and completion (label "
+                            f"optional); columns present: {', '.join(sorted(row))}")
+        _check_text(row["prompt"], where, i, "prompt", chat_ok=True)
+        _check_text(row["completion"], where, i, "completion")
+        if "label" in row and not isinstance(row["label"], bool):
+            raise DataError(f"{where}, row {i}, column 'label': expected bool, got {row['label']!r}")
+    kept = [r for r in rows if r.get("label", True)]
+    if not kept:
+        raise DataError(f"{where}: every row is labeled false; fine-tuning text needs rows to learn (label true "
+                        "or no label column)")
+    return kept

@@ -17,6 +17,8 @@ from negtune.trainers.ngrpo_config import NGRPOConfig
 from negtune.trainers.ngrpo_trainer import NGRPOTrainer
 from negtune.trainers.rewards import VerifierReward, prompt_dataset
 from negtune.trainers.rlvr import ONLINE_METHODS, build_online_trainer, online_config
+from negtune.trainers.token_forget_config import TokenForgetConfig
+from negtune.trainers.token_forget_trainer import TokenForgetTrainer
 from negtune.trainers.unlearn_config import UNLEARN_METHODS, UnlearnConfig
 from negtune.trainers.unlearn_trainer import UnlearnTrainer
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
@@ -25,6 +27,6 @@ from negtune.trainers.unlikelihood_trainer import UnlikelihoodTrainer
 __all__ = [
     "ClickConfig", "ClickTrainer", "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "LikraConfig", "LikraTrainer", "NATConfig", "NATTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
     "NGRPOTrainer", "NegtuneTrainer", "NonFiniteLossError", "ONLINE_METHODS", "OfflineNFTConfig",
-    "OfflineNFTTrainer", "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig",
+    "OfflineNFTTrainer", "TokenForgetConfig", "TokenForgetTrainer", "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig",
     "UnlikelihoodTrainer", "VerifierReward", "build_online_trainer", "online_config", "prompt_dataset",
 ]
