@@ -11,7 +11,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from negtune.data.io import DataError, write_jsonl
 from negtune.data.rows import training_rows
-from negtune.losses.token_forget import forgetting_coefficient, influence_scores, split_tokens, token_forget_loss
+from negtune.losses.token_forget import (
+    forgetting_coefficient,
+    influence_scores,
+    split_tokens,
+    token_forget_loss,
+)
 from negtune.trainers import TokenForgetConfig, TokenForgetTrainer
 from negtune.trainers.token_forget_trainer import SPLIT_FILE
 

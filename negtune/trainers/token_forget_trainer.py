@@ -13,7 +13,12 @@ import torch
 from negtune.data.io import DataError, atomic_write_text
 from negtune.data.rows import training_rows
 from negtune.losses.logps import mean_token_nll, target_logits, token_logps
-from negtune.losses.token_forget import forgetting_coefficient, influence_scores, split_tokens, token_forget_loss
+from negtune.losses.token_forget import (
+    forgetting_coefficient,
+    influence_scores,
+    split_tokens,
+    token_forget_loss,
+)
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
 from negtune.trainers.reference import compute_reference_logps
 from negtune.trainers.token_forget_config import TokenForgetConfig
@@ -80,7 +85,7 @@ class TokenForgetTrainer(NegtuneTrainer):
         scores = influence_scores(flat_base, flat_ref)
         keep = split_tokens(scores, args.rho).tolist()
         out, k, forgotten = [], 0, Counter()
-        for (ids, labels), flags in zip(encoded, answer):
+        for (ids, _), flags in zip(encoded, answer):
             row = []
             for j, is_answer in enumerate(flags):
                 row.append(is_answer and keep[k])
