@@ -45,7 +45,8 @@ def test_labeled_recipes_run(method, tiny_model_dir, labeled_rollout, tmp_path):
     data = tmp_path / "labeled.parquet"
     labeled_rollout.to_parquet(str(data))
     out = tmp_path / "out"
-    extra = ["--adversarial_max_new_tokens", "8"] if method == "contrastive" else []
+    extra = {"contrastive": ["--adversarial_max_new_tokens", "8"],  # the recipe's reference is made by its step 1
+             "token_forget": ["--reference_model", str(tiny_model_dir)]}.get(method, [])
     assert main(["train", method, "--config", _recipe_without_method(method, tmp_path), "--model_name_or_path",
                  str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
                  "--disable_tqdm", "true", *extra]) == 0

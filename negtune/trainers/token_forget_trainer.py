@@ -83,6 +83,10 @@ class TokenForgetTrainer(NegtuneTrainer):
         flat_ref = torch.tensor([v for row, (_, labels) in zip(ref, encoded)
                                  for v, y in zip(row, labels[1:]) if y != -100])
         scores = influence_scores(flat_base, flat_ref)
+        if scores.numel() and float(scores.abs().max()) < 1e-6:
+            logger.warning("token_forget: --reference_model %s scores every answer token as the model does (is it "
+                           "the same model?), so the split falls back to token order; train the reference on a "
+                           "subset of the data first (--rho 1)", args.reference_model)
         keep = split_tokens(scores, args.rho).tolist()
         out, k, forgotten = [], 0, Counter()
         for (ids, _), flags in zip(encoded, answer):
