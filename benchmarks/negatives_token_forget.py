@@ -7,7 +7,8 @@ The claim (Taheri Ghahrizjani et al. 2025): splitting the answer tokens of an SF
 score (l_base - l_ref, the reference fine-tuned on a subset of the same corpus), learning the top 70% and
 forgetting the rest with a weight rising to 0.25, beats SFT on every token when the data is of mixed quality.
 
-Per seed s: ``--train`` difficulty-2 arithmetic problems with their step-by-step solutions (drawn with seed s),
+Per seed s: ``--train`` arithmetic problems of ``--difficulty`` (2: what the base was warm-started on; 3: longer
+chains and larger numbers, new to it) with their step-by-step solutions (drawn with seed s),
 of which a ``--noise`` fraction is corrupted (fixed before any run, never tuned): one step's result is off by
 +1..+3 and every later step is computed from the wrong value, so the chain reads fluently to its wrong answer.
 From the same warm-started tiny arithmetic model (shared with ``negatives_rlvr.py``), at equal steps:
@@ -48,6 +49,11 @@ RUNS = (
     Run("negatives_token_forget", full=("--seeds", "0,1,2,3,4"),
         quick=("--seeds", "0,1", "--lrs", "1e-3", "--steps", "2", "--ref-steps", "2", "--train", "24",
                "--eval", "8", "--warm-s", "30")),
+    # the same on difficulty 3, which the base (warm-started on difficulty 2) has not learned: there the
+    # reference learns something the base does not know, which the influence score needs
+    Run("negatives_token_forget_d3", full=("--difficulty", "3", "--seeds", "0,1,2,3,4"),
+        quick=("--difficulty", "3", "--seeds", "0,1", "--lrs", "1e-3", "--steps", "2", "--ref-steps", "2",
+               "--train", "24", "--eval", "8", "--warm-s", "30")),
 )
 STEP = re.compile(r"(\d+) ([+\-*]) (\d+) = (\d+)\.")
 
@@ -84,7 +90,7 @@ def noisy_data(work: Path, seed: int, a) -> tuple[str, str, str]:
     if Path(paths[2]).exists():
         return paths
     rng = random.Random(f"noise-{seed}")
-    records = make_arith(a.train, seed=3000 + seed, difficulty=2)
+    records = make_arith(a.train, seed=3000 + seed, difficulty=a.difficulty)
     bad = set(rng.sample(range(len(records)), round(a.noise * len(records))))
     rows = [{"prompt": format_prompt(r["prompt"]), "completion": corrupt(r["solution"], rng) if i in bad
              else r["solution"], "corrupted": i in bad, "answer": r["answer"]} for i, r in enumerate(records)]
@@ -174,10 +180,11 @@ def results_section(r: dict) -> str:
                      f"of corrupted rows marked negative, {sp['negative_share_clean']:.1%} of the clean rows' "
                      "(mean over seeds; an uninformed split marks 30% of each)")
     return section(
-        "Token-level forgetting vs plain SFT on noisy-label arithmetic (`benchmarks/negatives_token_forget.py`)",
-        f"Per seed, {s['train']} difficulty-2 arithmetic problems with step-by-step solutions, {s['noise']:.0%} of "
+        f"Token-level forgetting vs plain SFT on noisy-label arithmetic, difficulty {s.get('difficulty', 2)} "
+        "(`benchmarks/negatives_token_forget.py`)",
+        f"Per seed, {s['train']} difficulty-{s.get('difficulty', 2)} arithmetic problems with step-by-step solutions, {s['noise']:.0%} of "
         f"them corrupted (one step off by +1..+3, the rest of the chain computed from it). From the warm-started "
-        f"tiny arithmetic model, {s['steps']} steps of {s['batch']} examples each; the reference of `forget` and "
+        f"tiny arithmetic model (warm-started on difficulty 2), {s['steps']} steps of {s['batch']} examples each; the reference of `forget` and "
         f"`ignore` is SFT on a random {s['ref_fraction']:.0%} of the same noisy rows for {s['ref_steps']} steps at "
         f"the run's learning rate (extra cost); `sft_clean` knows which rows are corrupted (an oracle). Learning "
         f"rate per variant from {s['lrs']} on tuning seed {s['tune_seed']} by avg@8; evaluated on {s['eval']} "
@@ -201,6 +208,7 @@ def main() -> None:
     ap.add_argument("--ref-fraction", type=float, default=0.2, help="share of the rows the reference trains on")
     ap.add_argument("--ref-steps", type=int, default=20)
     ap.add_argument("--eval", type=int, default=200)
+    ap.add_argument("--difficulty", type=int, default=2, help="of the training and evaluation problems")
     ap.add_argument("--methods", default=",".join(VARIANTS))
     ap.add_argument("--compare", default="forget:sft,ignore:sft,forget:ignore,sft_clean:sft",
                     help="A:B pairs: the differences reported are A - B")
@@ -222,11 +230,12 @@ def main() -> None:
 
     threads.configure()
     work = Path(a.work) / (f"n{a.train}-noise{a.noise:g}-steps{a.steps}-b{a.batch}-ref{a.ref_fraction:g}x"
-                           f"{a.ref_steps}-eval{a.eval}{'-smoke' if a.warm_s or a.base else ''}")
+                           f"{a.ref_steps}-eval{a.eval}{'' if a.difficulty == 2 else f'-d{a.difficulty}'}"
+                           f"{'-smoke' if a.warm_s or a.base else ''}")
     work.mkdir(parents=True, exist_ok=True)
     base = a.base or base_model(Path.home() / ".cache" / "negtune" / "negatives_rlvr" if a.warm_s is None
                                 else Path(a.work), a.warm_s)
-    a.eval_file = problems(work, "eval", a.eval, 4242, 2)
+    a.eval_file = problems(work, "eval", a.eval, 4242, a.difficulty)
     base_eval = evaluate(base, work / "eval-base", a.eval_file)
     tuning, chosen, tuned = tune_learning_rates(variants, lrs, lambda v, lr: train_and_eval(work, base, v, lr,
                                                                                             a.tune_seed, a),
@@ -240,8 +249,9 @@ def main() -> None:
              for v, rs in runs.items()}
     splits = [r["split"] for r in runs.get("forget", []) if r["split"]]
     everything = tuned + [r for rs in runs.values() for r in rs]
-    write_result({"benchmark": "negatives_token_forget", "seeds": seeds,
-                  "settings": {"steps": a.steps, "batch": a.batch, "train": a.train, "noise": a.noise,
+    write_result({"benchmark": "negatives_token_forget" + ("" if a.difficulty == 2 else f"_d{a.difficulty}"),
+                  "seeds": seeds,
+                  "settings": {"difficulty": a.difficulty, "steps": a.steps, "batch": a.batch, "train": a.train, "noise": a.noise,
                                "ref_fraction": a.ref_fraction, "ref_steps": a.ref_steps, "eval": a.eval,
                                "lrs": lrs, "tune_seed": a.tune_seed},
                   "base": base_eval, "tuning": tuning, "methods": table,

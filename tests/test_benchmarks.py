@@ -109,6 +109,12 @@ MINIMAL = {
         "methods": {m: {"lr": 1e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("forget", "sft")},
         "split": {"negative_share_corrupted": 0.4, "negative_share_clean": 0.25},
         "differences": {"forget:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
+    "negatives_token_forget_d3": {
+        "seeds": [0, 1], "settings": {"difficulty": 3, "steps": 2, "batch": 16, "train": 24, "noise": 0.3,
+                                      "ref_fraction": 0.2, "ref_steps": 2, "eval": 8, "lrs": [1e-3], "tune_seed": 100},
+        "base": {"avg@8": 0.1, "pass@8": 0.4}, "tuning": {"forget": {"0.001": 0.1}},
+        "methods": {m: {"lr": 1e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("forget", "sft")},
+        "split": None, "differences": {"forget:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
     "likra_learning": {
         "seeds": [0, 1], "settings": {"sizes": [8], "lrs": [3e-3], "epochs": 1, "eval": 6, "tune_seed": 100},
         "chosen_lr": {"likra": "0.003"},
