@@ -26,6 +26,7 @@ from negtune.losses import click as _click
 from negtune.losses import goldfish as _goldfish
 from negtune.losses import likra as _likra
 from negtune.losses import nat as _nat
+from negtune.losses import negassist as _negassist
 from negtune.losses import npo as _npo
 from negtune.losses import reweight as _reweight
 from negtune.losses import rlvr as _rlvr
@@ -183,6 +184,12 @@ _ENTRIES = [
            objective="NLL of positives + alpha * max(0, gamma - log p(y+) + log p(y-)) on likelihood-ranked pairs",
            paper="Zheng et al. 2023, Click: Controllable Text Generation with Sequence Likelihood Contrastive "
                  "Learning (arXiv:2306.03350)"),
+    Method("negassist", "labeled", "negtune.trainers.negassist_config:NegAssistConfig",
+           "negtune.trainers.negassist_trainer:NegAssistTrainer", loss=_negassist.nce_loss,
+           objective="a LoRA on the wrong rationales, a gated positive LoRA beside it, then a student distilled "
+                     "with each example weighted by 0.5 + tanh(KL(negative || integrated))",
+           paper="Li et al. 2024, Turning Dust into Gold: Distilling Complex Reasoning Capabilities from LLMs by "
+                 "Leveraging Negative Data (arXiv:2312.12832)"),
     Method("token_forget", "labeled", "negtune.trainers.token_forget_config:TokenForgetConfig",
            "negtune.trainers.token_forget_trainer:TokenForgetTrainer", loss=_token_forget.token_forget_loss,
            objective="NLL of the answer tokens a reference model learned (top rho by influence) - lambda(t) * NLL "

@@ -50,6 +50,9 @@ def test_labeled_recipes_run(method, tiny_model_dir, labeled_rollout, tmp_path):
     assert main(["train", method, "--config", _recipe_without_method(method, tmp_path), "--model_name_or_path",
                  str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(out), "--max_steps", "2",
                  "--disable_tqdm", "true", *extra]) == 0
+    if method == "negassist":  # stage 1 of 3: the negative assistant's own format
+        assert (out / "negassist.safetensors").exists()
+        return
     assert (out / ("positive" if method == "likra" else "") / "adapter_model.safetensors").exists()
 
 

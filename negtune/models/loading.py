@@ -144,7 +144,13 @@ def load_model(
     trust_remote_code: bool = False,
     merge_adapter: bool = False,
 ):
-    """``AutoModelForCausalLM`` (+ PEFT adapter when given). ``merge_adapter`` folds LoRA into the weights."""
+    """``AutoModelForCausalLM`` (+ PEFT adapter when given). ``merge_adapter`` folds LoRA into the weights.
+    A negative-assisted distillation folder (``negassist.json``) loads as its base with the dual-LoRA layers."""
+    from negtune.models import integrate
+
+    if adapter is None and integrate.is_negassist(name_or_path):
+        model, _ = integrate.load(name_or_path, dtype=dtype or "auto")
+        return model.to(device) if device else model
     model = _from_pretrained(AutoModelForCausalLM.from_pretrained, name_or_path, "model (safetensors weights)",
                              dtype=_dtype(dtype), trust_remote_code=trust_remote_code, use_safetensors=True)
     if adapter:

@@ -10,6 +10,8 @@ from negtune.trainers.likra_config import LikraConfig
 from negtune.trainers.likra_trainer import LikraTrainer
 from negtune.trainers.nat_config import NATConfig
 from negtune.trainers.nat_trainer import NATTrainer
+from negtune.trainers.negassist_config import NegAssistConfig
+from negtune.trainers.negassist_trainer import NegAssistTrainer
 from negtune.trainers.nft_config import NFTConfig, OfflineNFTConfig
 from negtune.trainers.nft_offline_trainer import OfflineNFTTrainer
 from negtune.trainers.nft_trainer import NFTTrainer
@@ -25,7 +27,7 @@ from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 from negtune.trainers.unlikelihood_trainer import UnlikelihoodTrainer
 
 __all__ = [
-    "ClickConfig", "ClickTrainer", "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "LikraConfig", "LikraTrainer", "NATConfig", "NATTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
+    "ClickConfig", "ClickTrainer", "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "LikraConfig", "LikraTrainer", "NATConfig", "NATTrainer", "NegAssistConfig", "NegAssistTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
     "NGRPOTrainer", "NegtuneTrainer", "NonFiniteLossError", "ONLINE_METHODS", "OfflineNFTConfig",
     "OfflineNFTTrainer", "TokenForgetConfig", "TokenForgetTrainer", "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig",
     "UnlikelihoodTrainer", "VerifierReward", "build_online_trainer", "online_config", "prompt_dataset",
