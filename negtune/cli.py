@@ -207,6 +207,17 @@ def _cmd_eval_likra(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_asc(args: argparse.Namespace) -> int:
+    from negtune.evaluation.asc import evaluate_asc
+
+    cfg = args.configs[0]
+    r = evaluate_asc(cfg)
+    a = r["accuracy"]
+    print(f"{a['problems']} problems: ASC ({cfg.rule}) {a['asc']:.3f}, majority vote {a['maj']:.3f}, "
+          f"avg {a['avg']:.3f}; results: {cfg.out}/results.json")
+    return 0
+
+
 def _cmd_eval_compare(args: argparse.Namespace) -> int:
     from negtune.evaluation.report import compare_runs
 
@@ -354,7 +365,7 @@ def _add(sub, name: str, help: str, func, *dataclass_types, **kwargs) -> HfArgum
 
 
 _RUNS_MODELS = (_cmd_tiny_model, _cmd_model_prepare, _cmd_model_from_gguf, _cmd_rollout, _cmd_loop, _cmd_eval_math,
-                _cmd_eval_tofu, _cmd_eval_likra, _cmd_demo)
+                _cmd_eval_tofu, _cmd_eval_likra, _cmd_eval_asc, _cmd_demo)
 
 
 def _add_eval_parsers(sub) -> None:
@@ -370,6 +381,11 @@ def _add_eval_parsers(sub) -> None:
 
     _add(ev, "likra", "score with Likra's two heads: multiple-choice accuracy or re-ranking a rollout, every rule "
          "(likra, positive head, base_likra, base)", _cmd_eval_likra, LikraEvalConfig)
+    from negtune.evaluation.asc import AscEvalConfig
+
+    _add(ev, "asc", "adaptive self-consistency: re-vote an eval's samples, each weighted by a ranking model trained "
+         "on right and wrong samples (negative-assisted distillation's inference stage)", _cmd_eval_asc,
+         AscEvalConfig)
     c = _add(ev, "compare", "two eval folders side by side (A, B, B - A per benchmark and metric)",
              _cmd_eval_compare, CompareArgs)
     c.add_argument("run_a", help="the first eval folder (A)")

@@ -173,3 +173,51 @@ def test_cli_recipes_three_stages(tiny_model_dir, labeled_rollout, tmp_path):
     assert run("tiny-distill.yaml", "student", "--teacher", str(tmp_path / "mix")) == 0
     assert (tmp_path / "student" / "adapter_model.safetensors").exists()
     assert "stage integrate" in (tmp_path / "mix" / "README.md").read_text()
+
+
+def test_ranking_loss_and_weighted_votes_by_hand():
+    from negtune.losses.negassist import ranking_loss, weighted_vote
+
+    pos, neg = torch.tensor([0.9, 0.5], requires_grad=True), torch.tensor([0.2, 0.6], requires_grad=True)
+    loss = ranking_loss(pos, neg)
+    assert loss.item() == pytest.approx(((0.1 ** 3 + 0.2 ** 3) + (0.5 ** 3 + 0.6 ** 3)) / 2)
+    loss.backward()
+    assert pos.grad.tolist() == pytest.approx([-3 * 0.1 ** 2 / 2, -3 * 0.5 ** 2 / 2])
+    clusters, scores = [0, 1, 1, None, 0, 2], [0.9, 0.2, 0.3, 0.99, 0.8, 0.1]
+    assert weighted_vote(clusters, scores, "count") == 0  # 2 vs 2: the answer seen first
+    assert weighted_vote([1, 0, 0], [0.9, 0.2, 0.3], "count") == 1
+    assert weighted_vote([1, 0, 0], [0.9, 0.2, 0.3], "score") == 0  # 0.9 > 0.5
+    assert weighted_vote([1, 0, 0], [0.9, 0.2, 0.3], "one_plus_score") == 1  # 1.9 < 2.5
+    assert weighted_vote([1, 0, 0], [0.9, 0.2, 0.3], "one_plus_two_score") == 1  # 2.8 < 3.0
+    assert weighted_vote([None, None], [0.5, 0.5]) is None
+
+
+def test_asc_ranker_learns_and_revotes_an_eval(tiny_model_dir, labeled_rollout, tmp_path):
+    """A ranker trained on the rollout separates its right and wrong samples better than chance, and `negtune eval
+    asc` re-votes an eval folder's samples with it (majority vote reproduced from the same records)."""
+    from negtune.cli import main
+    from negtune.data.io import write_jsonl
+    from negtune.data.tasks import make_arith
+    from negtune.evaluation.asc import RankerConfig, RankerScorer, train_ranker
+    from negtune.evaluation.math import MathEvalConfig, evaluate_math
+
+    rows = labeled_rollout.to_list()
+    info = train_ranker(rows, tmp_path / "ranker", RankerConfig(backbone=str(tiny_model_dir), epochs=8,
+                                                                learning_rate=1e-3))
+    assert info["last_loss"] < info["first_loss"]
+    scorer = RankerScorer(tmp_path / "ranker")
+    by_label = {True: [], False: []}
+    for r in rows:
+        by_label[bool(r["label"])].append(scorer.scores(r["prompt"], [r["completion"]])[0])
+    assert sum(by_label[True]) / len(by_label[True]) > sum(by_label[False]) / len(by_label[False])
+    write_jsonl(tmp_path / "p.jsonl", make_arith(4, seed=9, difficulty=1))
+    res = evaluate_math(MathEvalConfig(model=str(tiny_model_dir), out=str(tmp_path / "e"),
+                                       benchmarks=[str(tmp_path / "p.jsonl")], n=4, temperature=1.0, max_new_tokens=24,
+                                       verify_workers=0), progress=False)
+    assert main(["eval", "asc", "--samples", str(tmp_path / "e"), "--ranker", str(tmp_path / "ranker"),
+                 "--out", str(tmp_path / "asc")]) == 0
+    got = json.loads((tmp_path / "asc" / "results.json").read_text())["accuracy"]
+    assert got["problems"] == 4 and got["maj"] == pytest.approx(next(iter(res["benchmarks"].values()))["maj@4"])
+    assert got["avg"] == pytest.approx(next(iter(res["benchmarks"].values()))["avg@4"])
+    assert main(["eval", "asc", "--samples", str(tmp_path / "e"), "--ranker", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "asc2")]) == 2  # no ranker and nothing to train it on: named

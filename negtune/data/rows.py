@@ -135,10 +135,11 @@ def _sft(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
         if "prompt" not in row or "completion" not in row:
             raise DataError(f"{where}, row {i}: fine-tuning rows need columns prompt and completion (label "
                             f"optional); columns present: {', '.join(sorted(row))}")
-        _check_text(row["prompt"], where, i, "prompt", chat_ok=True)
-        _check_text(row["completion"], where, i, "completion")
         if "label" in row and not isinstance(row["label"], bool):
             raise DataError(f"{where}, row {i}, column 'label': expected bool, got {row['label']!r}")
+        if row.get("label", True):  # a negative row is left out, whatever its text
+            _check_text(row["prompt"], where, i, "prompt", chat_ok=True)
+            _check_text(row["completion"], where, i, "completion")
     kept = [r for r in rows if r.get("label", True)]
     if not kept:
         raise DataError(f"{where}: every row is labeled false; fine-tuning text needs rows to learn (label true "

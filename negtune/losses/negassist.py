@@ -71,3 +71,34 @@ def nce_loss(student_logits: torch.Tensor, nat_logits: torch.Tensor, labels_mask
 def kl_rows(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """KL(p || q) per position (..., V) -> (...): a helper for reports and tests."""
     return F.kl_div(q_logits.log_softmax(-1), p_logits.log_softmax(-1), log_target=True, reduction="none").sum(-1)
+
+
+def ranking_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, power: float = 3.0) -> torch.Tensor:
+    """ASC's ranking model objective on (right, wrong) pairs of one question's samples, scores in (0, 1):
+
+        L = mean_pairs (1 - s+)^p + (s-)^p          (p = 3 in the authors' run)
+    """
+    return ((1 - pos_scores) ** power + neg_scores ** power).mean()
+
+
+VOTE_RULES = ("count", "score", "one_plus_score", "one_plus_two_score")
+
+
+def weighted_vote(clusters: list[int | None], scores: list[float], rule: str = "score") -> int | None:
+    """Adaptive self-consistency: the index of the sample representing the answer with the largest weighted
+    vote, each sample voting for its answer cluster with ``count`` 1 (plain self-consistency), ``score`` s,
+    ``one_plus_score`` 1 + s or ``one_plus_two_score`` 1 + 2s (the four options of the authors' ``ASC.py``;
+    which one the paper reports is not stated there: negtune's default is s). Ties go to the answer seen first,
+    as in ``majority_vote``; None when no sample has an answer."""
+    weight = {"count": lambda s: 1.0, "score": lambda s: s, "one_plus_score": lambda s: 1 + s,
+              "one_plus_two_score": lambda s: 1 + 2 * s}[rule]
+    totals: dict[int, float] = {}
+    first: dict[int, int] = {}
+    for i, (cluster, s) in enumerate(zip(clusters, scores)):
+        if cluster is None:
+            continue
+        totals[cluster] = totals.get(cluster, 0.0) + weight(s)
+        first.setdefault(cluster, i)
+    if not totals:
+        return None
+    return first[max(totals, key=lambda c: (totals[c], -first[c]))]

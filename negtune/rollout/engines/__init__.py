@@ -20,8 +20,13 @@ def make_engine(kind: str, model: str, adapter: str | None = None, base_urls: li
     from the servers at ``base_urls``; ``model`` then names the tokenizer (the served model's folder)."""
     if kind not in ENGINES:
         raise ValueError(f"--engine {kind!r}: expected one of {', '.join(ENGINES)}")
-    if kind == "auto":
-        kind = "vllm" if vllm_available() else "hf"
+    from negtune.models import integrate
+
+    if kind == "auto":  # a negative-assisted model's dual-LoRA layers are negtune's own: transformers runs them
+        kind = "vllm" if vllm_available() and not integrate.is_negassist(model) else "hf"
+    if kind in ("vllm", "openai") and integrate.is_negassist(model):
+        raise ValueError(f"{model}: a negative-assisted (negassist) model has layers only negtune's transformers "
+                         "engine runs; use --engine hf, or distil it into a student (--stage distill)")
     if kind != "openai" and base_urls:
         raise ValueError(f"--base-url is for --engine openai (got --engine {kind})")
     from negtune.models.loading import resolve_adapter
