@@ -115,6 +115,12 @@ MINIMAL = {
         "base": {"avg@8": 0.1, "pass@8": 0.4}, "tuning": {"forget": {"0.001": 0.1}},
         "methods": {m: {"lr": 1e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("forget", "sft")},
         "split": None, "differences": {"forget:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
+    "negatives_negassist": {
+        "seeds": [0, 1], "settings": {"steps": 2, "batch": 16, "prompts": 8, "eval": 8, "lrs": [3e-3], "tune_seed": 100},
+        "base": {"avg@8": 0.1, "pass@8": 0.4}, "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0},
+        "tuning": {"sft": {"0.003": 0.1}},
+        "methods": {m: {"lr": 3e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("student", "sft")},
+        "differences": {"student:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
     "likra_learning": {
         "seeds": [0, 1], "settings": {"sizes": [8], "lrs": [3e-3], "epochs": 1, "eval": 6, "tune_seed": 100},
         "chosen_lr": {"likra": "0.003"},
@@ -314,6 +320,32 @@ def test_negatives_token_forget_smoke(tiny_model_dir, tmp_path):
     module, _ = run_all.benchmarks()["negatives_token_forget"]
     text = module.results_section(r)
     assert "forget - sft, avg@8" in text and "of the answer tokens of corrupted rows marked negative" in text
+
+
+def test_negatives_negassist_smoke(tiny_model_dir, tmp_path):
+    """The negative-assisted distillation experiment at smoke size: one rollout per seed, the integrated model and
+    the student share their first two stages, the integrated model is evaluated with the transformers engine,
+    the paired differences reported, a rerun reusing every run."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(run_all.__file__).parent / "negatives_negassist.py"
+    cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "3e-3", "--steps", "1", "--prompts", "8",
+           "--eval", "4", "--base", str(tiny_model_dir), "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert set(r["methods"]) == {"sft", "integrated", "student", "sft_3x"} and r["differences"]["student:sft"]["n"] == 2
+    runs = sorted(tmp_path.rglob("run.json"))
+    assert len(runs) == 12 and len(list(tmp_path.rglob("stages-lr*/integrate/model/negassist.json"))) == 3
+    engines = {json.loads((run.parent / "eval" / "results.json").read_text())["settings"]["engine"] for run in runs}
+    assert engines == {"hf"}
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    module, _ = run_all.benchmarks()["negatives_negassist"]
+    assert "student - sft, avg@8" in module.results_section(r)
 
 
 def test_likra_learning_smoke(tmp_path):
