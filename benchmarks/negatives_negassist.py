@@ -19,6 +19,10 @@ model, ``--steps`` steps of ``--batch`` examples per training stage:
 - ``student``: then stage 3, a fresh LoRA distilled from the integrated model on the positives (NCE);
 - ``sft_3x``: the positives alone for 3 x the steps (the student's total training steps).
 
+Adaptive self-consistency (the paper's inference stage), for ``sft`` and ``student``: the model's own 8 samples
+per training problem train a ranking model (backbone: the base; 5 epochs at 1e-3, fixed), which weights the
+votes over its 8 held-out samples per problem; reported next to the plain majority vote of the same samples.
+
 Evaluation: ``negtune eval math`` (transformers engine) on ``--eval`` held-out problems (fixed, seed 4242), 8
 samples at temperature 0.6 / top-p 0.95: avg@8 and pass@8. Equal tuning: every variant gets the same
 learning-rate grid (one rate for all of a variant's stages), chosen on a separate tuning seed by avg@8.
@@ -99,8 +103,26 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
             spent.append(dist_s)
     result = {"variant": variant, "lr": lr, "seed": seed, "train_s": spent, "rollout": rollout_stats,
               "eval": evaluate(model, run / "eval", a.eval_file)}
+    if variant in ("sft", "student"):
+        result["asc"] = adaptive_self_consistency(work, base, model, run, seed, a)
     done.write_text(json.dumps(result, indent=1))
     return result
+
+
+def adaptive_self_consistency(work: Path, base: str, model: str, run: Path, seed: int, a) -> dict:
+    """ASC for a trained model: its 8 samples per training problem (temperature 0.6) train a ranker (backbone:
+    the base model; 5 epochs at 1e-3, fixed, not tuned), which re-votes its held-out samples."""
+    from negtune.data.io import read_rows
+    from negtune.data.rows import training_rows
+    from negtune.evaluation.asc import RankerConfig, RankerScorer, asc_accuracy, train_ranker
+
+    train_file = problems(work, f"train-seed{seed}", a.prompts, 1000 + seed, 2)  # the rollout's problems
+    evaluate(model, run / "eval-train", train_file)
+    samples = training_rows(str(run / "eval-train" / "rollouts" / Path(train_file).stem), "labeled", "asc train")
+    t0 = time.monotonic()
+    info = train_ranker(samples, run / "ranker", RankerConfig(backbone=base, epochs=5, learning_rate=1e-3, seed=seed))
+    acc = asc_accuracy(read_rows(run / "eval" / "samples.jsonl"), RankerScorer(run / "ranker"), "score")
+    return {**acc, "ranker_s": round(time.monotonic() - t0, 1), "ranker_loss": [info["first_loss"], info["last_loss"]]}
 
 
 def results_section(r: dict) -> str:
@@ -116,6 +138,9 @@ def results_section(r: dict) -> str:
         ahead = sum(x > y for x, y in zip(r["methods"][a]["per_seed"], r["methods"][b]["per_seed"]))
         lines.append(f"- **{a} - {b}, avg@8: {format_difference(d)}** ({verdict}; {a} ahead on {ahead} of "
                      f"{len(r['seeds'])} seeds)")
+    for v, t in r.get("asc", {}).items():
+        lines.append(f"- {v}: adaptive self-consistency {t['mean_asc']:.3f} vs majority vote {t['mean_maj']:.3f} of the "
+                     f"same 8 samples; **ASC - majority: {format_difference(t['difference'])}**")
     ro = r["rollout"]
     return section(
         "Negative-assisted distillation vs the positives alone, avg@8 on arithmetic "
@@ -181,6 +206,11 @@ def main() -> None:
                  "mean": statistics.fmean(r["eval"]["avg@8"] for r in rs),
                  "pass8_per_seed": [r["eval"]["pass@8"] for r in rs],
                  "mean_pass8": statistics.fmean(r["eval"]["pass@8"] for r in rs)} for v, rs in runs.items()}
+    asc = {v: {"asc": [r["asc"]["asc"] for r in rs], "maj": [r["asc"]["maj"] for r in rs],
+               "mean_asc": statistics.fmean(r["asc"]["asc"] for r in rs),
+               "mean_maj": statistics.fmean(r["asc"]["maj"] for r in rs),
+               "difference": paired_difference([r["asc"]["asc"] for r in rs], [r["asc"]["maj"] for r in rs])}
+           for v, rs in runs.items() if rs and "asc" in rs[0]}
     everything = tuned + [r for rs in runs.values() for r in rs]
     seen, train_s = set(), 0.0
     for r in everything:  # each trained stage once (integrated and student share stages 1-2)
@@ -193,7 +223,7 @@ def main() -> None:
                                "lrs": lrs, "tune_seed": a.tune_seed},
                   "base": base_eval,
                   "rollout": {k: statistics.fmean(r["rollout"][k] for r in first) for k in first[0]["rollout"]},
-                  "tuning": tuning, "methods": table,
+                  "tuning": tuning, "methods": table, "asc": asc,
                   "differences": {f"{x}:{y}": paired_difference(table[x]["per_seed"], table[y]["per_seed"])
                                   for x, y in pairs},
                   "train_seconds": round(train_s, 1), "seconds": round(time.monotonic() - t0, 1)}, a.json)

@@ -339,6 +339,7 @@ def test_negatives_negassist_smoke(tiny_model_dir, tmp_path):
     assert set(r["methods"]) == {"sft", "integrated", "student", "sft_3x"} and r["differences"]["student:sft"]["n"] == 2
     runs = sorted(tmp_path.rglob("run.json"))
     assert len(runs) == 12 and len(list(tmp_path.rglob("stages-lr*/integrate/model/negassist.json"))) == 3
+    assert set(r["asc"]) == {"sft", "student"} and len(r["asc"]["student"]["asc"]) == 2  # ranker re-votes
     engines = {json.loads((run.parent / "eval" / "results.json").read_text())["settings"]["engine"] for run in runs}
     assert engines == {"hf"}
     stamps = [p.stat().st_mtime_ns for p in runs]
