@@ -105,6 +105,58 @@ def tune_learning_rates(names, lrs: list[float], run, score) -> tuple[dict, dict
     return tuning, chosen, results
 
 
+def add_comparison_args(ap: argparse.ArgumentParser, variants, lrs: str, compare: str, work: str) -> None:
+    """The flags of a tuned comparison of variants on the tiny arithmetic model (``negatives_nat``,
+    ``negatives_token_forget``, ``negatives_negassist``): seeds, tuning seed and grid, steps, batch, held-out
+    problems, which variants and differences, a smoke-size base, the work folder."""
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--tune-seed", type=int, default=100)
+    ap.add_argument("--lrs", default=lrs)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--eval", type=int, default=200)
+    ap.add_argument("--methods", default=",".join(variants))
+    ap.add_argument("--compare", default=compare, help="A:B pairs: the differences reported are A - B")
+    ap.add_argument("--warm-s", type=float, help="cap the base model's warm start (smoke runs)")
+    ap.add_argument("--base", help="an arithmetic model folder to start from instead (smoke runs)")
+    ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / work))
+
+
+def comparison_plan(ap: argparse.ArgumentParser, a, variants) -> tuple[list[int], list[str], list[list[str]], list[float]]:
+    """(evaluation seeds, variants, A:B pairs, learning rates) from :func:`add_comparison_args`' flags, checked."""
+    seeds = [int(s) for s in a.seeds.split(",")]
+    chosen = a.methods.split(",")
+    pairs = [p.split(":") for p in a.compare.split(",") if p]
+    if a.tune_seed in seeds or any(v not in variants for v in chosen) or \
+            any(len(p) != 2 or not set(p) <= set(chosen) for p in pairs):
+        ap.error(f"--methods from {', '.join(variants)}, --compare A:B of those, --tune-seed not an evaluation seed")
+    return seeds, chosen, pairs, [float(x) for x in a.lrs.split(",")]
+
+
+def avg8_summary(runs: dict[str, list[dict]], chosen: dict[str, float]) -> dict[str, dict]:
+    """Per variant: its rate, avg@8 and pass@8 per seed and their means (runs carry ``eval`` results)."""
+    import statistics
+
+    return {v: {"lr": chosen[v], "per_seed": [r["eval"]["avg@8"] for r in rs],
+                "mean": statistics.fmean(r["eval"]["avg@8"] for r in rs),
+                "pass8_per_seed": [r["eval"]["pass@8"] for r in rs],
+                "mean_pass8": statistics.fmean(r["eval"]["pass@8"] for r in rs)} for v, rs in runs.items()}
+
+
+def difference_bullets(r: dict, metric: str = "avg@8") -> list[str]:
+    """One bullet per reported difference A - B: the interval, the verdict, on how many seeds A was ahead."""
+    from negtune.evaluation.stats import format_difference
+
+    lines = []
+    for key, d in r["differences"].items():
+        a, b = key.split(":")
+        verdict = "the interval excludes 0" if d["excludes_zero"] else "the interval includes 0: no claim"
+        ahead = sum(x > y for x, y in zip(r["methods"][a]["per_seed"], r["methods"][b]["per_seed"]))
+        lines.append(f"- **{a} - {b}, {metric}: {format_difference(d)}** ({verdict}; {a} ahead on {ahead} of "
+                     f"{len(r['seeds'])} seeds)")
+    return lines
+
+
 def table(header: list[str], rows: list[list]) -> str:
     """A Markdown table; an empty cell is written ``| |``."""
     line = lambda cells: "|" + "|".join(f" {c} " if c != "" else " " for c in cells) + "|"  # noqa: E731

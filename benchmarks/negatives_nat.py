@@ -33,7 +33,17 @@ import statistics
 import time
 from pathlib import Path
 
-from common import Run, parser, section, tune_learning_rates, write_result
+from common import (
+    Run,
+    add_comparison_args,
+    avg8_summary,
+    comparison_plan,
+    difference_bullets,
+    parser,
+    section,
+    tune_learning_rates,
+    write_result,
+)
 from negatives_rlvr import base_model, evaluate, problems
 
 N = 8
@@ -94,19 +104,11 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
 
 
 def results_section(r: dict) -> str:
-    from negtune.evaluation.stats import format_difference
-
     s = r["settings"]
     rows = [[m, f"{t['lr']:g}", ", ".join(f"{v:.3f}" for v in t["per_seed"]), f"{t['mean']:.3f}",
              f"{t['mean_pass8']:.3f}", f"{t['positives']:.0f} / {t['negatives']:.0f}"]
             for m, t in r["methods"].items()]
-    lines = []
-    for key, d in r["differences"].items():
-        a, b = key.split(":")
-        verdict = "the interval excludes 0" if d["excludes_zero"] else "the interval includes 0: no claim"
-        lines.append(f"- **{a} - {b}, avg@8: {format_difference(d)}** ({verdict}; {a} ahead on "
-                     f"{sum(x > y for x, y in zip(r['methods'][a]['per_seed'], r['methods'][b]['per_seed']))} of "
-                     f"{len(r['seeds'])} seeds)")
+    lines = difference_bullets(r)
     ro = r["rollout"]
     return section(
         "Negatives that matter: NAT vs positives only, avg@8 on arithmetic (`benchmarks/negatives_nat.py`)",
@@ -125,29 +127,13 @@ def results_section(r: dict) -> str:
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--tune-seed", type=int, default=100)
-    ap.add_argument("--lrs", default="1e-4,3e-4,1e-3")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--batch", type=int, default=16)
+    add_comparison_args(ap, VARIANTS, "1e-4,3e-4,1e-3",
+                        "nat:sft,nat:rft_offline,nat:sft_marker,nat:nat_nomarker,nat_nomarker:sft", "negatives_nat")
     ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed (8 samples each)")
     ap.add_argument("--difficulty", type=int, default=2)
-    ap.add_argument("--eval", type=int, default=200)
-    ap.add_argument("--methods", default=",".join(VARIANTS))
-    ap.add_argument("--compare", default="nat:sft,nat:rft_offline,nat:sft_marker,nat:nat_nomarker,nat_nomarker:sft",
-                    help="A:B pairs: the differences reported are A - B")
-    ap.add_argument("--warm-s", type=float, help="cap the base model's warm start (smoke runs)")
-    ap.add_argument("--base", help="an arithmetic model folder to start from instead (smoke runs)")
-    ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_nat"))
     a = ap.parse_args()
     t0 = time.monotonic()
-    seeds = [int(s) for s in a.seeds.split(",")]
-    variants = a.methods.split(",")
-    pairs = [p.split(":") for p in a.compare.split(",") if p]
-    if a.tune_seed in seeds or any(v not in VARIANTS for v in variants) or \
-            any(len(p) != 2 or not set(p) <= set(variants) for p in pairs):
-        ap.error(f"--methods from {', '.join(VARIANTS)}, --compare A:B of those, --tune-seed not an evaluation seed")
-    lrs = [float(x) for x in a.lrs.split(",")]
+    seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
     from negtune.evaluation.stats import paired_difference
     from negtune.utils import threads
@@ -165,13 +151,11 @@ def main() -> None:
                                                 lambda r: r["eval"]["avg@8"])
     spent = [r["train_s"] for r in tuned]
     runs = {v: [train_and_eval(work, base, v, chosen[v], s, a) for s in seeds] for v in variants}
-    table = {v: {"lr": chosen[v], "per_seed": [r["eval"]["avg@8"] for r in rs],
-                 "mean": statistics.fmean(r["eval"]["avg@8"] for r in rs),
-                 "pass8_per_seed": [r["eval"]["pass@8"] for r in rs],
-                 "mean_pass8": statistics.fmean(r["eval"]["pass@8"] for r in rs),
-                 "positives": statistics.fmean(r["trained_on"]["positives"] for r in rs),
-                 "negatives": statistics.fmean(r["trained_on"]["negatives"] for r in rs),
-                 "train_s": [r["train_s"] for r in rs]} for v, rs in runs.items()}
+    table = avg8_summary(runs, chosen)
+    for v, rs in runs.items():
+        table[v].update(positives=statistics.fmean(r["trained_on"]["positives"] for r in rs),
+                        negatives=statistics.fmean(r["trained_on"]["negatives"] for r in rs),
+                        train_s=[r["train_s"] for r in rs])
     first = next(iter(runs.values()))
     write_result({"benchmark": "negatives_nat", "seeds": seeds,
                   "settings": {"steps": a.steps, "batch": a.batch, "prompts": a.prompts, "difficulty": a.difficulty,

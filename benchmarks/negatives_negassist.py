@@ -36,7 +36,17 @@ import statistics
 import time
 from pathlib import Path
 
-from common import Run, parser, section, tune_learning_rates, write_result
+from common import (
+    Run,
+    add_comparison_args,
+    avg8_summary,
+    comparison_plan,
+    difference_bullets,
+    parser,
+    section,
+    tune_learning_rates,
+    write_result,
+)
 from negatives_nat import rollout
 from negatives_rlvr import base_model, evaluate, problems
 
@@ -131,13 +141,7 @@ def results_section(r: dict) -> str:
     s = r["settings"]
     rows = [[v, f"{t['lr']:g}", ", ".join(f"{x:.3f}" for x in t["per_seed"]), f"{t['mean']:.3f}",
              f"{t['mean_pass8']:.3f}"] for v, t in r["methods"].items()]
-    lines = []
-    for key, d in r["differences"].items():
-        a, b = key.split(":")
-        verdict = "the interval excludes 0" if d["excludes_zero"] else "the interval includes 0: no claim"
-        ahead = sum(x > y for x, y in zip(r["methods"][a]["per_seed"], r["methods"][b]["per_seed"]))
-        lines.append(f"- **{a} - {b}, avg@8: {format_difference(d)}** ({verdict}; {a} ahead on {ahead} of "
-                     f"{len(r['seeds'])} seeds)")
+    lines = difference_bullets(r)
     for v, t in r.get("asc", {}).items():
         lines.append(f"- {v}: adaptive self-consistency {t['mean_asc']:.3f} vs majority vote {t['mean_maj']:.3f} of the "
                      f"same 8 samples; **ASC - majority: {format_difference(t['difference'])}**")
@@ -163,29 +167,13 @@ def results_section(r: dict) -> str:
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--tune-seed", type=int, default=100)
-    ap.add_argument("--lrs", default="1e-3,3e-3,1e-2")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--batch", type=int, default=16)
+    add_comparison_args(ap, VARIANTS, "1e-3,3e-3,1e-2",
+                        "integrated:sft,student:sft,student:sft_3x,student:integrated", "negatives_negassist")
     ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed (8 samples each)")
-    ap.add_argument("--eval", type=int, default=200)
-    ap.add_argument("--methods", default=",".join(VARIANTS))
-    ap.add_argument("--compare", default="integrated:sft,student:sft,student:sft_3x,student:integrated",
-                    help="A:B pairs: the differences reported are A - B")
-    ap.add_argument("--warm-s", type=float, help="cap the base model's warm start (smoke runs)")
-    ap.add_argument("--base", help="an arithmetic model folder to start from instead (smoke runs)")
-    ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_negassist"))
     a = ap.parse_args()
     a.difficulty = 2  # what negatives_nat.rollout reads
     t0 = time.monotonic()
-    seeds = [int(s) for s in a.seeds.split(",")]
-    variants = a.methods.split(",")
-    pairs = [p.split(":") for p in a.compare.split(",") if p]
-    if a.tune_seed in seeds or any(v not in VARIANTS for v in variants) or \
-            any(len(p) != 2 or not set(p) <= set(variants) for p in pairs):
-        ap.error(f"--methods from {', '.join(VARIANTS)}, --compare A:B of those, --tune-seed not an evaluation seed")
-    lrs = [float(x) for x in a.lrs.split(",")]
+    seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
     from negtune.evaluation.stats import paired_difference
     from negtune.utils import threads
@@ -202,10 +190,7 @@ def main() -> None:
                                                                                             a.tune_seed, a),
                                                 lambda r: r["eval"]["avg@8"])
     runs = {v: [train_and_eval(work, base, v, chosen[v], s, a) for s in seeds] for v in variants}
-    table = {v: {"lr": chosen[v], "per_seed": [r["eval"]["avg@8"] for r in rs],
-                 "mean": statistics.fmean(r["eval"]["avg@8"] for r in rs),
-                 "pass8_per_seed": [r["eval"]["pass@8"] for r in rs],
-                 "mean_pass8": statistics.fmean(r["eval"]["pass@8"] for r in rs)} for v, rs in runs.items()}
+    table = avg8_summary(runs, chosen)
     asc = {v: {"asc": [r["asc"]["asc"] for r in rs], "maj": [r["asc"]["maj"] for r in rs],
                "mean_asc": statistics.fmean(r["asc"]["asc"] for r in rs),
                "mean_maj": statistics.fmean(r["asc"]["maj"] for r in rs),

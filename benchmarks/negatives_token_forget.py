@@ -36,7 +36,17 @@ import statistics
 import time
 from pathlib import Path
 
-from common import Run, parser, section, tune_learning_rates, write_result
+from common import (
+    Run,
+    add_comparison_args,
+    avg8_summary,
+    comparison_plan,
+    difference_bullets,
+    parser,
+    section,
+    tune_learning_rates,
+    write_result,
+)
 from negatives_rlvr import base_model, evaluate, problems
 
 VARIANTS = {  # config overrides of token_forget; "clean": trains on the uncorrupted rows only
@@ -162,18 +172,10 @@ def split_precision(trainer, train_file: str) -> dict:
 
 
 def results_section(r: dict) -> str:
-    from negtune.evaluation.stats import format_difference
-
     s = r["settings"]
     rows = [[v, f"{t['lr']:g}", ", ".join(f"{x:.3f}" for x in t["per_seed"]), f"{t['mean']:.3f}",
              f"{t['mean_pass8']:.3f}"] for v, t in r["methods"].items()]
-    lines = []
-    for key, d in r["differences"].items():
-        a, b = key.split(":")
-        verdict = "the interval excludes 0" if d["excludes_zero"] else "the interval includes 0: no claim"
-        ahead = sum(x > y for x, y in zip(r["methods"][a]["per_seed"], r["methods"][b]["per_seed"]))
-        lines.append(f"- **{a} - {b}, avg@8: {format_difference(d)}** ({verdict}; {a} ahead on {ahead} of "
-                     f"{len(r['seeds'])} seeds)")
+    lines = difference_bullets(r)
     sp = r.get("split") or {}
     if sp:
         lines.append(f"- The split (rho 0.7, forget runs): {sp['negative_share_corrupted']:.1%} of the answer tokens "
@@ -198,32 +200,16 @@ def results_section(r: dict) -> str:
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--tune-seed", type=int, default=100)
-    ap.add_argument("--lrs", default="1e-4,3e-4,1e-3")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--batch", type=int, default=16)
+    add_comparison_args(ap, VARIANTS, "1e-4,3e-4,1e-3", "forget:sft,ignore:sft,forget:ignore,sft_clean:sft",
+                        "negatives_token_forget")
     ap.add_argument("--train", type=int, default=512, help="training problems per seed")
     ap.add_argument("--noise", type=float, default=0.3, help="fraction of solutions corrupted")
     ap.add_argument("--ref-fraction", type=float, default=0.2, help="share of the rows the reference trains on")
     ap.add_argument("--ref-steps", type=int, default=20)
-    ap.add_argument("--eval", type=int, default=200)
     ap.add_argument("--difficulty", type=int, default=2, help="of the training and evaluation problems")
-    ap.add_argument("--methods", default=",".join(VARIANTS))
-    ap.add_argument("--compare", default="forget:sft,ignore:sft,forget:ignore,sft_clean:sft",
-                    help="A:B pairs: the differences reported are A - B")
-    ap.add_argument("--warm-s", type=float, help="cap the base model's warm start (smoke runs)")
-    ap.add_argument("--base", help="an arithmetic model folder to start from instead (smoke runs)")
-    ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_token_forget"))
     a = ap.parse_args()
     t0 = time.monotonic()
-    seeds = [int(s) for s in a.seeds.split(",")]
-    variants = a.methods.split(",")
-    pairs = [p.split(":") for p in a.compare.split(",") if p]
-    if a.tune_seed in seeds or any(v not in VARIANTS for v in variants) or \
-            any(len(p) != 2 or not set(p) <= set(variants) for p in pairs):
-        ap.error(f"--methods from {', '.join(VARIANTS)}, --compare A:B of those, --tune-seed not an evaluation seed")
-    lrs = [float(x) for x in a.lrs.split(",")]
+    seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
     from negtune.evaluation.stats import paired_difference
     from negtune.utils import threads
@@ -241,12 +227,9 @@ def main() -> None:
                                                                                             a.tune_seed, a),
                                                 lambda r: r["eval"]["avg@8"])
     runs = {v: [train_and_eval(work, base, v, chosen[v], s, a) for s in seeds] for v in variants}
-    table = {v: {"lr": chosen[v], "per_seed": [r["eval"]["avg@8"] for r in rs],
-                 "mean": statistics.fmean(r["eval"]["avg@8"] for r in rs),
-                 "pass8_per_seed": [r["eval"]["pass@8"] for r in rs],
-                 "mean_pass8": statistics.fmean(r["eval"]["pass@8"] for r in rs),
-                 "train_s": [r["train_s"] for r in rs], "reference_s": [r["reference_s"] for r in rs]}
-             for v, rs in runs.items()}
+    table = avg8_summary(runs, chosen)
+    for v, rs in runs.items():
+        table[v].update(train_s=[r["train_s"] for r in rs], reference_s=[r["reference_s"] for r in rs])
     splits = [r["split"] for r in runs.get("forget", []) if r["split"]]
     everything = tuned + [r for rs in runs.values() for r in rs]
     write_result({"benchmark": "negatives_token_forget" + ("" if a.difficulty == 2 else f"_d{a.difficulty}"),
