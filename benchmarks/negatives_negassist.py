@@ -23,7 +23,8 @@ Adaptive self-consistency (the paper's inference stage), for ``sft`` and ``stude
 per training problem train a ranking model (backbone: the base; 5 epochs at 1e-3, fixed), which weights the
 votes over its 8 held-out samples per problem; reported next to the plain majority vote of the same samples.
 
-Evaluation: ``negtune eval math`` (transformers engine) on ``--eval`` held-out problems (fixed, seed 4242), 8
+Evaluation: ``negtune eval math`` (the transformers engine for every variant: the integrated model's layers run
+nowhere else) on ``--eval`` held-out problems (fixed, seed 4242), 8
 samples at temperature 0.6 / top-p 0.95: avg@8 and pass@8. Equal tuning: every variant gets the same
 learning-rate grid (one rate for all of a variant's stages), chosen on a separate tuning seed by avg@8.
 Resumable under ``--work``.
@@ -112,7 +113,7 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
                 "negassist", base, data, out, lr, a.steps, seed, a, stage="distill", teacher=teacher))
             spent.append(dist_s)
     result = {"variant": variant, "lr": lr, "seed": seed, "train_s": spent, "rollout": rollout_stats,
-              "eval": evaluate(model, run / "eval", a.eval_file)}
+              "eval": evaluate(model, run / "eval", a.eval_file, engine="hf")}
     if variant in ("sft", "student"):
         result["asc"] = adaptive_self_consistency(work, base, model, run, seed, a)
     done.write_text(json.dumps(result, indent=1))
@@ -127,7 +128,7 @@ def adaptive_self_consistency(work: Path, base: str, model: str, run: Path, seed
     from negtune.evaluation.asc import RankerConfig, RankerScorer, asc_accuracy, train_ranker
 
     train_file = problems(work, f"train-seed{seed}", a.prompts, 1000 + seed, 2)  # the rollout's problems
-    evaluate(model, run / "eval-train", train_file)
+    evaluate(model, run / "eval-train", train_file, engine="hf")
     samples = training_rows(str(run / "eval-train" / "rollouts" / Path(train_file).stem), "labeled", "asc train")
     t0 = time.monotonic()
     info = train_ranker(samples, run / "ranker", RankerConfig(backbone=base, epochs=5, learning_rate=1e-3, seed=seed))
@@ -185,7 +186,7 @@ def main() -> None:
     base = a.base or base_model(Path.home() / ".cache" / "negtune" / "negatives_rlvr" if a.warm_s is None
                                 else Path(a.work), a.warm_s)
     a.eval_file = problems(work, "eval", a.eval, 4242, 2)
-    base_eval = evaluate(base, work / "eval-base", a.eval_file)
+    base_eval = evaluate(base, work / "eval-base", a.eval_file, engine="hf")
     tuning, chosen, tuned = tune_learning_rates(variants, lrs, lambda v, lr: train_and_eval(work, base, v, lr,
                                                                                             a.tune_seed, a),
                                                 lambda r: r["eval"]["avg@8"])

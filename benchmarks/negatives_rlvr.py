@@ -66,11 +66,11 @@ def problems(work: Path, name: str, n: int, seed: int, difficulty: int) -> str:
     return str(path)
 
 
-def evaluate(model: str, out: Path, eval_file: str) -> dict:
+def evaluate(model: str, out: Path, eval_file: str, engine: str = "auto") -> dict:
     from negtune.evaluation.math import MathEvalConfig, evaluate_math
 
     if not (out / "results.json").exists():
-        evaluate_math(MathEvalConfig(model=model, out=str(out), benchmarks=[eval_file], n=N, temperature=0.6,
+        evaluate_math(MathEvalConfig(model=model, out=str(out), benchmarks=[eval_file], n=N, temperature=0.6, engine=engine,
                                      top_p=0.95, max_new_tokens=96, verifier="math", seed=0), progress=False)
     m = next(iter(json.loads((out / "results.json").read_text())["benchmarks"].values()))
     return {"avg@8": m[f"avg@{N}"], **{f"pass@{k}": v for k, v in m["pass@k"].items()}}

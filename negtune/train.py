@@ -194,6 +194,14 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
     if data_args.lm_dataset and method != "click":
         raise DataError(f"--lm_dataset is click's (the text of its LM term); {method!r} does not read it")
     extra = {"lm_dataset": data_args.lm_dataset} if data_args.lm_dataset else {}
+    if method == "negassist" and train_args.stage == "negative" and peft_config is None:
+        from peft import (
+            LoraConfig,  # the --lora_* flags shape the dual-LoRA layers, with or without --use_peft
+        )
+
+        peft_config = LoraConfig(r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
+                                 lora_dropout=model_args.lora_dropout,
+                                 target_modules=model_args.lora_target_modules or ["q_proj", "v_proj"])
     # a path: the trainer reads it (a rollout folder or a table file) and names it in its errors
     return spec.trainer_class(model, train_args, train_dataset=data_args.dataset, processing_class=tok,
                               peft_config=peft_config, **extra)

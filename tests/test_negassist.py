@@ -145,6 +145,35 @@ def test_three_stages_train_what_they_should(tiny_model_dir, labeled_rollout, tm
     assert (tmp_path / "student" / "adapter_model.safetensors").exists()
 
 
+@pytest.mark.parametrize("stage", ["negative", "integrate"])
+def test_a_resumed_stage_equals_an_uninterrupted_one(stage, tiny_model_dir, labeled_rollout, tmp_path):
+    """Stages 1-2 checkpoint the dual-LoRA layers in their own format and load them back on resume."""
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    common = {**COMMON, "save_strategy": "steps", "save_steps": 2, "max_steps": 4, "learning_rate": 1e-2}
+    extra = {}
+    if stage == "integrate":
+        first = NegAssistTrainer(str(tiny_model_dir), NegAssistConfig(output_dir=str(tmp_path / "neg"), **COMMON,
+                                                                      max_steps=2, learning_rate=1e-2),
+                                 train_dataset=labeled_rollout, processing_class=tok)
+        first.train()
+        first.save_model()
+        extra = {"negative_adapter": str(tmp_path / "neg")}
+
+    def run(out, resume=None):
+        trainer = NegAssistTrainer(str(tiny_model_dir), NegAssistConfig(output_dir=str(out), stage=stage, **common,
+                                                                        **extra),
+                                   train_dataset=labeled_rollout, processing_class=tok)
+        trainer.train(resume_from_checkpoint=resume)
+        return {n: p.detach().clone() for n, p in trainer.model.named_parameters() if ".base." not in n}
+
+    weights = run(tmp_path / "a")
+    assert (tmp_path / "a" / "checkpoint-2" / integrate.WEIGHTS_FILE).exists()
+    resumed = run(tmp_path / "b", resume=str(tmp_path / "a" / "checkpoint-2"))
+    assert weights.keys() == resumed.keys()
+    for name in weights:
+        assert torch.allclose(weights[name], resumed[name], atol=1e-6), name
+
+
 def test_stage_inputs_are_checked(tiny_model_dir, labeled_rollout, tmp_path):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     for stage, flag in (("integrate", "--negative_adapter"), ("distill", "--teacher")):
@@ -158,6 +187,25 @@ def test_stage_inputs_are_checked(tiny_model_dir, labeled_rollout, tmp_path):
                          train_dataset=only_pos, processing_class=tok)
     with pytest.raises(ValueError, match="--stage"):
         NegAssistConfig(output_dir="x", use_cpu=True, stage="all")
+    neg = NegAssistTrainer(str(tiny_model_dir), NegAssistConfig(output_dir=str(tmp_path / "neg"), max_steps=1,
+                                                                **COMMON),
+                           train_dataset=labeled_rollout, processing_class=tok)
+    neg.save_model()
+    for bad, match in (({"gate_width": 64}, "--gate_width 64"), ({}, None)):
+        args = NegAssistConfig(output_dir=str(tmp_path / "mix"), stage="integrate", max_steps=1,
+                               negative_adapter=str(tmp_path / "neg"), **COMMON, **bad)
+        if match:
+            with pytest.raises(DataError, match=match):
+                NegAssistTrainer(str(tiny_model_dir), args, train_dataset=labeled_rollout, processing_class=tok)
+        else:
+            NegAssistTrainer(str(tiny_model_dir), args, train_dataset=labeled_rollout, processing_class=tok).save_model()
+    with pytest.raises(DataError, match="trained to stage 'integrate'"):  # a stage-2 folder is not a stage-1 one
+        NegAssistTrainer(str(tiny_model_dir), NegAssistConfig(output_dir=str(tmp_path / "o"), stage="integrate",
+                                                              negative_adapter=str(tmp_path / "mix"), **COMMON),
+                         train_dataset=labeled_rollout, processing_class=tok)
+    model, _ = integrate.load(tmp_path / "mix")
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert not any(m.training for m in integrate.layers(model).values())
 
 
 def test_cli_recipes_three_stages(tiny_model_dir, labeled_rollout, tmp_path):
@@ -168,7 +216,8 @@ def test_cli_recipes_three_stages(tiny_model_dir, labeled_rollout, tmp_path):
               "--max_steps", "1", "--disable_tqdm", "true"]
     run = lambda recipe, out, *extra: main(["train", "negassist", "--config", str(RECIPES / recipe), *common,  # noqa: E731
                                             "--output_dir", str(tmp_path / out), *extra])
-    assert run("tiny.yaml", "neg") == 0
+    assert run("tiny.yaml", "neg", "--lora_r", "4") == 0  # the --lora_* flags shape the layers without --use_peft
+    assert json.loads((tmp_path / "neg" / integrate.CONFIG_FILE).read_text())["r"] == 4
     assert run("tiny-integrate.yaml", "mix", "--negative_adapter", str(tmp_path / "neg")) == 0
     assert run("tiny-distill.yaml", "student", "--teacher", str(tmp_path / "mix")) == 0
     assert (tmp_path / "student" / "adapter_model.safetensors").exists()

@@ -14,6 +14,7 @@ a labeled rollout (``--train``) and re-votes a ``negtune eval math`` folder's sa
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,8 @@ from torch import nn
 
 from negtune.data.io import DataError, atomic_write_text
 from negtune.losses.negassist import VOTE_RULES, ranking_loss, weighted_vote
+
+logger = logging.getLogger(__name__)
 
 RANKER_FILE = "asc_ranker.json"
 HEAD_FILE = "asc_head.safetensors"
@@ -58,6 +61,10 @@ class RankerConfig:
     power: float = 3.0
     max_length: int = 512
     seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.questions_per_step < 1 or self.learning_rate <= 0:
+            raise ValueError("the ranker needs --epochs >= 1, --questions_per_step >= 1 and a positive learning rate")
 
 
 def _encode(tok, prompt, completion: str, max_length: int) -> tuple[list[int], list[bool]]:
@@ -166,7 +173,7 @@ def asc_accuracy(problems: list[dict], scorer: RankerScorer, rule: str = "score"
         vote = weighted_vote(p["answer_cluster"], scores, "count")
         asc += bool(pick is not None and p["correct"][pick])
         maj += bool(vote is not None and p["correct"][vote])
-        avg += sum(p["correct"]) / len(p["correct"])
+        avg += sum(p["correct"]) / max(1, len(p["correct"]))
     n = max(1, len(problems))
     return {"asc": asc / n, "maj": maj / n, "avg": avg / n, "problems": len(problems)}
 
@@ -205,14 +212,18 @@ def evaluate_asc(cfg: AscEvalConfig) -> dict:
             raise DataError(f"{path}, row {i}: not a `negtune eval math` sample record (needs prompt, completions, "
                             "correct, answer_cluster)")
     trained = None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if (Path(cfg.ranker) / RANKER_FILE).is_file() and cfg.train is not None:
+        logger.warning("asc: --ranker %s holds a trained ranker; it is used as is and --train is not read",
+                       cfg.ranker)
     if not (Path(cfg.ranker) / RANKER_FILE).is_file():
         if cfg.train is None:
             raise DataError(f"--ranker {cfg.ranker}: no ranker there; give --train ROLLOUT to train one")
         backbone = cfg.backbone or _samples_model(path)
         trained = train_ranker(training_rows(cfg.train, "labeled", "train", flag="train"), cfg.ranker,
                                RankerConfig(backbone=backbone, epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-                                            questions_per_step=cfg.questions_per_step, seed=cfg.seed))
-    result = {"accuracy": asc_accuracy(problems, RankerScorer(cfg.ranker), cfg.rule), "settings": asdict(cfg),
+                                            questions_per_step=cfg.questions_per_step, seed=cfg.seed), device)
+    result = {"accuracy": asc_accuracy(problems, RankerScorer(cfg.ranker, device), cfg.rule), "settings": asdict(cfg),
               "ranker_training": trained}
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(cfg.out) / "results.json", json.dumps(result, indent=2))

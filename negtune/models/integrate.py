@@ -131,18 +131,15 @@ def is_negassist(folder: str | Path) -> bool:
     return (Path(folder) / CONFIG_FILE).is_file() and (Path(folder) / WEIGHTS_FILE).is_file()
 
 
-def load(folder: str | Path, dtype: str = "float32", mode: str | None = None, model=None):
-    """The base model named in ``negassist.json`` (or ``model``, already loaded) with the saved layers, in
-    ``mode`` (default: the stage that was trained last); every parameter frozen."""
+def read_config(folder: str | Path) -> IntegrateConfig:
+    return IntegrateConfig(**json.loads((Path(folder) / CONFIG_FILE).read_text()))
+
+
+def load_weights(model, folder: str | Path) -> None:
+    """Put the layers' weights saved in ``folder`` into ``model``'s (already attached) layers."""
     from safetensors.torch import load_file
 
-    from negtune.models.loading import load_model
-
-    folder = Path(folder)
-    cfg = IntegrateConfig(**json.loads((folder / CONFIG_FILE).read_text()))
-    model = model if model is not None else load_model(cfg.base_model, dtype=dtype)
-    attach(model, cfg)
-    state = load_file(str(folder / WEIGHTS_FILE))
+    state = load_file(str(Path(folder) / WEIGHTS_FILE))
     missing = set()
     for name, layer in layers(model).items():
         own = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
@@ -151,6 +148,20 @@ def load(folder: str | Path, dtype: str = "float32", mode: str | None = None, mo
             continue
         layer.load_state_dict(own, strict=False)
     if missing:
-        raise ValueError(f"{folder / WEIGHTS_FILE}: no weights for layers {sorted(missing)[:5]} (another base model?)")
+        raise ValueError(f"{Path(folder) / WEIGHTS_FILE}: no weights for layers {sorted(missing)[:5]} (another base "
+                         "model?)")
+
+
+def load(folder: str | Path, dtype: str = "float32", mode: str | None = None, model=None):
+    """The base model named in ``negassist.json`` (or ``model``, already loaded) with the saved layers, in
+    ``mode`` (default: the stage that was trained last), in eval mode with every parameter frozen."""
+    from negtune.models.loading import load_model
+
+    cfg = read_config(folder)
+    model = model if model is not None else load_model(cfg.base_model, dtype=dtype)
+    attach(model, cfg)
+    load_weights(model, folder)
+    for p in model.parameters():
+        p.requires_grad_(False)
     use(model, mode or cfg.stage)
-    return model, cfg
+    return model.eval(), cfg

@@ -23,8 +23,10 @@ class NegAssistConfig(TrainingArguments):
        distillation weighted by 0.5 + tanh(KL(assistant || integrated)).
 
     The LoRA rank, alpha, dropout and target modules of stages 1-2 come from the usual ``--lora_r``,
-    ``--lora_alpha``, ``--lora_dropout``, ``--lora_target_modules`` (the authors: 8, 16, 0.05, q_proj/v_proj);
-    stage 2 reads them from stage 1's folder. The loss covers the answer tokens (the authors' code also
+    ``--lora_alpha``, ``--lora_dropout``, ``--lora_target_modules`` at stage 1, ``--use_peft`` or not (TRL's
+    defaults 16 / 32 / 0.05 unless given; the authors': 8, 16, 0.05, q_proj/v_proj, as the tiny recipe sets);
+    stage 2 reads them and the gate width from stage 1's folder and takes its own ``--gate_beta`` and
+    ``--gate_temperature`` (the gate trains there). The loss covers the answer tokens (the authors' code also
     trains on the question's tokens).
     """
 

@@ -48,7 +48,11 @@ class NegAssistTrainer(NegtuneTrainer):
             if not args.negative_adapter or not integrate.is_negassist(args.negative_adapter):
                 raise DataError(f"--stage integrate needs --negative_adapter: the output folder of --stage negative "
                                 f"(with {integrate.CONFIG_FILE}); got {args.negative_adapter!r}")
+            _check_stage_one(args, model)
             model, self._layer_cfg = integrate.load(args.negative_adapter, model=model)
+            model.train()
+            # the gate trains in this stage: its beta and temperature are this run's (the layers share this cfg)
+            self._layer_cfg.beta, self._layer_cfg.temperature = args.gate_beta, args.gate_temperature
             self._layer_cfg.stage = "integrate"
             integrate.set_stage(model, "integrate")
         else:
@@ -58,7 +62,12 @@ class NegAssistTrainer(NegtuneTrainer):
             self._teacher, cfg = integrate.load(args.teacher, mode="integrate")
             if cfg.stage != "integrate":
                 raise DataError(f"--teacher {args.teacher}: trained to stage {cfg.stage!r}, not integrate")
-            self._teacher.eval().to(args.device)
+            t_vocab = self._teacher.get_output_embeddings().out_features
+            s_vocab = model.get_output_embeddings().out_features
+            if t_vocab != s_vocab:
+                raise DataError(f"--teacher {args.teacher}: its vocabulary has {t_vocab} tokens, the student's "
+                                f"{s_vocab}; distillation needs the same tokenizer")
+            self._teacher.to(args.device)
             model = load_for_training(model, peft_config)
         self._data_description = (f"{len(encoded)} {'negative' if want else 'positive'} completions (stage "
                                   f"{args.stage})")
@@ -86,6 +95,20 @@ class NegAssistTrainer(NegtuneTrainer):
         self.check_finite(loss, inputs)
         return loss
 
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Stages 1-2 checkpoint the dual-LoRA layers in their own format (``save_model``): load them back."""
+        if self.args.stage == "distill":
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if not integrate.is_negassist(resume_from_checkpoint):
+            raise DataError(f"{resume_from_checkpoint}: no {integrate.WEIGHTS_FILE} to resume stage {self.args.stage} "
+                            "from")
+        integrate.load_weights(self.model, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        if self.args.stage == "distill":
+            return super()._load_best_model()
+        integrate.load_weights(self.model, self.state.best_model_checkpoint)
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         if self.args.stage == "distill":  # a plain model or PEFT adapter
             return super().save_model(output_dir, _internal_call)
@@ -94,6 +117,23 @@ class NegAssistTrainer(NegtuneTrainer):
             integrate.save(self.model, folder, self._layer_cfg)
             self.processing_class.save_pretrained(folder)
             self.write_model_card(str(folder))
+
+
+def _check_stage_one(args: NegAssistConfig, model) -> None:
+    """Stage 2 continues a stage-1 folder made on this base model, with the gate width it was built with."""
+    from negtune.models.loading import same_model
+
+    cfg = integrate.read_config(args.negative_adapter)
+    if cfg.stage != "negative":
+        raise DataError(f"--negative_adapter {args.negative_adapter}: trained to stage {cfg.stage!r}; give the output "
+                        "of --stage negative")
+    base = getattr(model.config, "_name_or_path", "")
+    if base and cfg.base_model and not same_model(cfg.base_model, base):
+        raise DataError(f"--negative_adapter {args.negative_adapter}: made on {cfg.base_model!r}, this run's model is "
+                        f"{base!r}")
+    if args.gate_width != cfg.width:
+        raise DataError(f"--gate_width {args.gate_width}: the layers of --negative_adapter were built {cfg.width} wide; "
+                        "set --gate_width at --stage negative")
 
 
 def _layer_config(model, args: NegAssistConfig, peft_config) -> integrate.IntegrateConfig:

@@ -131,12 +131,14 @@ class TokenForgetTrainer(NegtuneTrainer):
 
 
 def _score_with_reference(args: TokenForgetConfig, encoded, tok, model) -> list[list[float]]:
-    """The reference model's per-token log-probs (loaded safely, freed after)."""
+    """The reference model's per-token log-probs (loaded safely in the model's dtype, so both scores round alike;
+    freed after)."""
     from negtune.models.loading import ModelLoadError, load_model, resolve_adapter
 
     try:
         base, adapter = resolve_adapter(args.reference_model)
-        ref = load_model(base, adapter=adapter, dtype="float32")
+        dtype = {torch.bfloat16: "bfloat16", torch.float16: "float16"}.get(model.dtype, "float32")
+        ref = load_model(base, adapter=adapter, dtype=dtype)
     except (ModelLoadError, OSError, ValueError) as e:
         raise DataError(f"--reference_model {args.reference_model}: {e}") from None
     ref_vocab, vocab = ref.get_input_embeddings().num_embeddings, model.get_input_embeddings().num_embeddings
