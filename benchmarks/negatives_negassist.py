@@ -1,6 +1,6 @@
 """Negative-assisted distillation ("Turning Dust into Gold") against distillation from the positives alone.
 
-    python benchmarks/negatives_negassist.py [--seeds 0,1,2,3,4] [--tune-seed 100] [--lrs 1e-3,3e-3,1e-2]
+    python benchmarks/negatives_negassist.py [--seeds 0,1,2,3,4] [--tune-seed 100] [--lrs 3e-4,1e-3,3e-3,1e-2]
         [--steps 40] [--batch 16] [--prompts 128] [--eval 200]
 
 The claim (Li et al. 2024): a student distilled from a teacher's right rationales learns more when the wrong
@@ -168,7 +168,7 @@ def results_section(r: dict) -> str:
 
 def main() -> None:
     ap = parser(__doc__)
-    add_comparison_args(ap, VARIANTS, "1e-3,3e-3,1e-2",
+    add_comparison_args(ap, VARIANTS, "3e-4,1e-3,3e-3,1e-2",
                         "integrated:sft,student:sft,student:sft_3x,student:integrated", "negatives_negassist")
     ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed (8 samples each)")
     a = ap.parse_args()
