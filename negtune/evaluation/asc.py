@@ -119,7 +119,7 @@ def train_ranker(rows: list[dict], out: str | Path, cfg: RankerConfig, device: s
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     out = Path(out)
     ranker.backbone.save_pretrained(out / "backbone")
     tok.save_pretrained(out / "backbone")
