@@ -19,6 +19,10 @@ model, ``--steps`` steps of ``--batch`` examples per training stage:
 - ``student``: then stage 3, a fresh LoRA distilled from the integrated model on the positives (NCE);
 - ``sft_3x``: the positives alone for 3 x the steps (the student's total training steps).
 
+``--student-steps N``: the student is not the model that wrote the rationales but a weaker one, the same tiny
+architecture warm-started for N steps only (the paper distils a stronger teacher into a weaker student; by
+default the student is the teacher itself, self-distillation).
+
 Adaptive self-consistency (the paper's inference stage), for ``sft`` and ``student``: the model's own 8 samples
 per training problem train a ranking model (backbone: the base; 5 epochs at 1e-3, fixed), which weights the
 votes over its 8 held-out samples per problem; reported next to the plain majority vote of the same samples.
@@ -55,6 +59,11 @@ VARIANTS = ("sft", "integrated", "student", "sft_3x")
 RUNS = (
     Run("negatives_negassist", full=("--seeds", "0,1,2,3,4"),
         quick=("--seeds", "0,1", "--lrs", "3e-3", "--steps", "2", "--prompts", "16", "--eval", "8", "--warm-s", "30")),
+    # a teacher stronger than its student, as in the paper: the rationales come from the warm-started model, the
+    # student is the same architecture warm-started for 150 steps only
+    Run("negatives_negassist_teacher", full=("--student-steps", "150", "--seeds", "0,1,2,3,4"),
+        quick=("--student-steps", "20", "--seeds", "0,1", "--lrs", "3e-3", "--steps", "2", "--prompts", "16",
+               "--eval", "8", "--warm-s", "30")),
 )
 
 
@@ -89,12 +98,23 @@ def _stage(run_root: Path, name: str, make) -> tuple[str, float]:
     return str(out / "model"), json.loads((out / "time.json").read_text())["train_s"]
 
 
+def student_model(root: Path, steps: int) -> str:
+    """The tiny arithmetic model warm-started for ``steps`` steps (the same tokenizer as the teacher)."""
+    from negtune.models.tiny import WarmStartConfig, create_tiny_model
+
+    path = root / f"student-{steps}steps"
+    if not (path / "config.json").exists():
+        create_tiny_model(path, warm=WarmStartConfig(time_budget_s=1e9, max_steps=steps, eval_every=10_000,
+                                                     target_accuracy=1.0))
+    return str(path)
+
+
 def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a) -> dict:
     run = work / f"seed{seed}" / f"{variant}-lr{lr:g}"
     done = run / "run.json"
     if done.exists():
         return json.loads(done.read_text())
-    data, rollout_stats = rollout(work, base, seed, a)
+    data, rollout_stats = rollout(work, a.teacher, seed, a)
     stages = work / f"seed{seed}" / f"stages-lr{lr:g}"  # shared by integrated and student
     if variant in ("sft", "sft_3x"):
         steps = a.steps * (3 if variant == "sft_3x" else 1)
@@ -147,13 +167,17 @@ def results_section(r: dict) -> str:
         lines.append(f"- {v}: adaptive self-consistency {t['mean_asc']:.3f} vs majority vote {t['mean_maj']:.3f} of the "
                      f"same 8 samples; **ASC - majority: {format_difference(t['difference'])}**")
     ro = r["rollout"]
+    student = s.get("student_steps")
+    who = (f"The student is a weaker model, the same architecture warm-started for {student} steps (teacher "
+           f"avg@8 {r['teacher']['avg@8']:.3f}; the base line below is the student's). " if student else
+           "The student is the teacher itself (self-distillation). ")
     return section(
-        "Negative-assisted distillation vs the positives alone, avg@8 on arithmetic "
-        "(`benchmarks/negatives_negassist.py`)",
-        f"One labeled rollout per seed from the tiny arithmetic model (warm-started on difficulty 2): "
+        "Negative-assisted distillation vs the positives alone, avg@8 on arithmetic"
+        f"{', a stronger teacher' if student else ''} (`benchmarks/negatives_negassist.py`)",
+        who + f"One labeled rollout per seed from the tiny arithmetic model (warm-started on difficulty 2): "
         f"{s['prompts']} difficulty-2 problems x 8 rationales at temperature 1 (mean over seeds: pass@1 "
         f"{ro['pass@1']:.3f}, {ro['positives']:.0f} right, {ro['negatives']:.0f} wrong). Every variant is a LoRA "
-        f"(r 8, alpha 16, q/v projections) on that model, {s['steps']} steps of {s['batch']} examples per stage: "
+        f"(r 8, alpha 16, q/v projections) on the student, {s['steps']} steps of {s['batch']} examples per stage: "
         "`sft` the right rationales (CoT distillation); `integrated` a negative assistant on the wrong ones, then "
         "a positive branch and the integrate unit on the right ones (the paper's NAT model); `student` then a "
         "fresh LoRA distilled from it with the KL calibration (NCE); `sft_3x` the right rationales for the "
@@ -171,6 +195,8 @@ def main() -> None:
     add_comparison_args(ap, VARIANTS, "3e-4,1e-3,3e-3,1e-2",
                         "integrated:sft,student:sft,student:sft_3x,student:integrated", "negatives_negassist")
     ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed (8 samples each)")
+    ap.add_argument("--student-steps", type=int, help="train a weaker student (warm-started this many steps) on "
+                                                      "the rationales; default: the teacher itself")
     a = ap.parse_args()
     a.difficulty = 2  # what negatives_nat.rollout reads
     t0 = time.monotonic()
@@ -181,12 +207,15 @@ def main() -> None:
 
     threads.configure()
     work = Path(a.work) / (f"p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
+                           f"{f'-student{a.student_steps}' if a.student_steps else ''}"
                            f"{'-smoke' if a.warm_s or a.base else ''}")
     work.mkdir(parents=True, exist_ok=True)
-    base = a.base or base_model(Path.home() / ".cache" / "negtune" / "negatives_rlvr" if a.warm_s is None
-                                else Path(a.work), a.warm_s)
+    a.teacher = a.base or base_model(Path.home() / ".cache" / "negtune" / "negatives_rlvr" if a.warm_s is None
+                                     else Path(a.work), a.warm_s)
+    base = student_model(Path(a.work), a.student_steps) if a.student_steps else a.teacher
     a.eval_file = problems(work, "eval", a.eval, 4242, 2)
     base_eval = evaluate(base, work / "eval-base", a.eval_file, engine="hf")
+    teacher_eval = evaluate(a.teacher, work / "eval-teacher", a.eval_file, engine="hf") if a.student_steps else None
     tuning, chosen, tuned = tune_learning_rates(variants, lrs, lambda v, lr: train_and_eval(work, base, v, lr,
                                                                                             a.tune_seed, a),
                                                 lambda r: r["eval"]["avg@8"])
@@ -204,8 +233,9 @@ def main() -> None:
         train_s += sum(r["train_s"][2:]) if key in seen else sum(r["train_s"])
         seen.add(key)
     first = next(iter(runs.values()))
-    write_result({"benchmark": "negatives_negassist", "seeds": seeds,
-                  "settings": {"steps": a.steps, "batch": a.batch, "prompts": a.prompts, "eval": a.eval,
+    write_result({"benchmark": "negatives_negassist" + ("_teacher" if a.student_steps else ""), "seeds": seeds,
+                  "teacher": teacher_eval,
+                  "settings": {"student_steps": a.student_steps, "steps": a.steps, "batch": a.batch, "prompts": a.prompts, "eval": a.eval,
                                "lrs": lrs, "tune_seed": a.tune_seed},
                   "base": base_eval,
                   "rollout": {k: statistics.fmean(r["rollout"][k] for r in first) for k in first[0]["rollout"]},

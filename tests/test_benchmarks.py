@@ -121,6 +121,13 @@ MINIMAL = {
         "tuning": {"sft": {"0.003": 0.1}},
         "methods": {m: {"lr": 3e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("student", "sft")},
         "differences": {"student:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
+    "negatives_negassist_teacher": {
+        "seeds": [0, 1], "settings": {"student_steps": 20, "steps": 2, "batch": 16, "prompts": 8, "eval": 8,
+                                      "lrs": [3e-3], "tune_seed": 100},
+        "base": {"avg@8": 0.05, "pass@8": 0.2}, "teacher": {"avg@8": 0.1, "pass@8": 0.4},
+        "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0}, "tuning": {"sft": {"0.003": 0.1}},
+        "methods": {m: {"lr": 3e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("student", "sft")},
+        "differences": {"student:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
     "likra_learning": {
         "seeds": [0, 1], "settings": {"sizes": [8], "lrs": [3e-3], "epochs": 1, "eval": 6, "tune_seed": 100},
         "chosen_lr": {"likra": "0.003"},
