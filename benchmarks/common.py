@@ -133,6 +133,25 @@ def comparison_plan(ap: argparse.ArgumentParser, a, variants) -> tuple[list[int]
     return seeds, chosen, pairs, [float(x) for x in a.lrs.split(",")]
 
 
+def comparison_base(a) -> str:
+    """The model a comparison starts from: ``--base``, else the warm-started arithmetic model shared with
+    ``negatives_rlvr.py`` (built once; with ``--warm-s``, a capped one under ``--work``)."""
+    if a.base:
+        return a.base
+    from negatives_rlvr import base_model
+
+    return base_model(Path.home() / ".cache" / "negtune" / "negatives_rlvr" if a.warm_s is None else Path(a.work),
+                      a.warm_s)
+
+
+def tuned_runs(variants, lrs: list[float], seeds: list[int], tune_seed: int, run) -> tuple[dict, dict, list, dict]:
+    """Every variant tuned on ``tune_seed`` by avg@8 (:func:`tune_learning_rates`), then run at its chosen rate on
+    every evaluation seed: (tuning scores, chosen rates, tuning results, runs per variant); ``run(v, lr, seed)``."""
+    tuning, chosen, tuned = tune_learning_rates(variants, lrs, lambda v, lr: run(v, lr, tune_seed),
+                                                lambda r: r["eval"]["avg@8"])
+    return tuning, chosen, tuned, {v: [run(v, chosen[v], s) for s in seeds] for v in variants}
+
+
 def avg8_summary(runs: dict[str, list[dict]], chosen: dict[str, float]) -> dict[str, dict]:
     """Per variant: its rate, avg@8 and pass@8 per seed and their means (runs carry ``eval`` results)."""
     import statistics

@@ -37,14 +37,15 @@ from common import (
     Run,
     add_comparison_args,
     avg8_summary,
+    comparison_base,
     comparison_plan,
     difference_bullets,
     parser,
     section,
-    tune_learning_rates,
+    tuned_runs,
     write_result,
 )
-from negatives_rlvr import base_model, evaluate, problems
+from negatives_rlvr import evaluate, problems
 
 N = 8
 VARIANTS = {  # method name in the registry, config overrides
@@ -142,15 +143,12 @@ def main() -> None:
     work = Path(a.work) / (f"d{a.difficulty}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
                            f"{'-smoke' if a.warm_s or a.base else ''}")
     work.mkdir(parents=True, exist_ok=True)
-    base = a.base or base_model(Path.home() / ".cache" / "negtune" / "negatives_rlvr" if a.warm_s is None
-                                else Path(a.work), a.warm_s)
+    base = comparison_base(a)
     a.eval_file = problems(work, "eval", a.eval, 4242, a.difficulty)
     base_eval = evaluate(base, work / "eval-base", a.eval_file)
-    tuning, chosen, tuned = tune_learning_rates(variants, lrs, lambda v, lr: train_and_eval(work, base, v, lr,
-                                                                                            a.tune_seed, a),
-                                                lambda r: r["eval"]["avg@8"])
+    tuning, chosen, tuned, runs = tuned_runs(variants, lrs, seeds, a.tune_seed,
+                                             lambda v, lr, s: train_and_eval(work, base, v, lr, s, a))
     spent = [r["train_s"] for r in tuned]
-    runs = {v: [train_and_eval(work, base, v, chosen[v], s, a) for s in seeds] for v in variants}
     table = avg8_summary(runs, chosen)
     for v, rs in runs.items():
         table[v].update(positives=statistics.fmean(r["trained_on"]["positives"] for r in rs),

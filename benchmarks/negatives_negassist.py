@@ -45,15 +45,16 @@ from common import (
     Run,
     add_comparison_args,
     avg8_summary,
+    comparison_base,
     comparison_plan,
     difference_bullets,
     parser,
     section,
-    tune_learning_rates,
+    tuned_runs,
     write_result,
 )
 from negatives_nat import rollout
-from negatives_rlvr import base_model, evaluate, problems
+from negatives_rlvr import evaluate, problems
 
 VARIANTS = ("sft", "integrated", "student", "sft_3x")
 RUNS = (
@@ -210,16 +211,13 @@ def main() -> None:
                            f"{f'-student{a.student_steps}' if a.student_steps else ''}"
                            f"{'-smoke' if a.warm_s or a.base else ''}")
     work.mkdir(parents=True, exist_ok=True)
-    a.teacher = a.base or base_model(Path.home() / ".cache" / "negtune" / "negatives_rlvr" if a.warm_s is None
-                                     else Path(a.work), a.warm_s)
+    a.teacher = comparison_base(a)
     base = student_model(Path(a.work), a.student_steps) if a.student_steps else a.teacher
     a.eval_file = problems(work, "eval", a.eval, 4242, 2)
     base_eval = evaluate(base, work / "eval-base", a.eval_file, engine="hf")
     teacher_eval = evaluate(a.teacher, work / "eval-teacher", a.eval_file, engine="hf") if a.student_steps else None
-    tuning, chosen, tuned = tune_learning_rates(variants, lrs, lambda v, lr: train_and_eval(work, base, v, lr,
-                                                                                            a.tune_seed, a),
-                                                lambda r: r["eval"]["avg@8"])
-    runs = {v: [train_and_eval(work, base, v, chosen[v], s, a) for s in seeds] for v in variants}
+    tuning, chosen, tuned, runs = tuned_runs(variants, lrs, seeds, a.tune_seed,
+                                             lambda v, lr, s: train_and_eval(work, base, v, lr, s, a))
     table = avg8_summary(runs, chosen)
     asc = {v: {"asc": [r["asc"]["asc"] for r in rs], "maj": [r["asc"]["maj"] for r in rs],
                "mean_asc": statistics.fmean(r["asc"]["asc"] for r in rs),
