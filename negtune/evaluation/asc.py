@@ -238,7 +238,7 @@ def _samples_model(samples: Path) -> str:
             from negtune.models import integrate
 
             if integrate.is_negassist(model):  # its base: the ranker's backbone is a plain transformer
-                return integrate.IntegrateConfig(**json.loads((Path(model) / integrate.CONFIG_FILE).read_text())).base_model
+                return integrate.read_config(model).base_model
             from negtune.models.loading import resolve_adapter
 
             return resolve_adapter(model)[0]

@@ -78,11 +78,11 @@ class TokenForgetTrainer(NegtuneTrainer):
         base = compute_reference_logps(model, encoded, tok.pad_token_id, args.score_batch_size, per_token=True)
         ref = _score_with_reference(args, encoded, tok, model)
         # per-token lists are aligned with labels[1:]; the first label of a row is never an answer target
-        flat_base = torch.tensor([v for row, (_, labels) in zip(base, encoded)
-                                  for v, y in zip(row, labels[1:]) if y != -100])
-        flat_ref = torch.tensor([v for row, (_, labels) in zip(ref, encoded)
+        def answer_only(per_token):  # the answer tokens' values, in dataset order
+            return torch.tensor([v for row, (_, labels) in zip(per_token, encoded)
                                  for v, y in zip(row, labels[1:]) if y != -100])
-        scores = influence_scores(flat_base, flat_ref)
+
+        scores = influence_scores(answer_only(base), answer_only(ref))
         if scores.numel() and float(scores.abs().max()) < 1e-6:
             logger.warning("token_forget: --reference_model %s scores every answer token as the model does (is it "
                            "the same model?), so the split falls back to token order; train the reference on a "
