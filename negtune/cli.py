@@ -1,5 +1,6 @@
 """The ``negtune`` command line: ``data check | data make-arith | data make-tofu | tiny-model | model prepare |
-model from-gguf | rollout | train | loop | eval math | eval tofu | eval compare | demo | bench``."""
+model from-gguf | rollout | step-values | train | loop | eval math | eval tofu | eval likra | eval asc |
+eval compare | demo | bench``."""
 
 from __future__ import annotations
 
@@ -145,6 +146,22 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
     _, stats = rollout_and_verify(cfg, progress=not args.no_progress)
     print_summary(stats, cfg.out)
     print(f"labeled samples: {cfg.out}/shard-*.parquet, stats: {cfg.out}/stats.json")
+    return 0
+
+
+def _cmd_step_values(args: argparse.Namespace) -> int:
+    from negtune.rollout.steps import estimate_step_values
+
+    cfg = args.configs[0]
+    s = estimate_step_values(cfg, progress=not args.no_progress)
+    print(f"{s['annotated']} of {s['samples']} samples valued ({s['annotated_negatives']} negatives): "
+          f"{s['prefixes']} prefixes x {cfg.k} = {s['continuation_samples']} continuations, "
+          f"{s['continuation_tokens']} tokens in {s['generate_seconds']:.1f}s")
+    if s["negative_steps_before_pit"] is not None:
+        print(f"negatives' first pit (step index: count) {s['negatives_pit_histogram']}; "
+              f"{s['negative_steps_before_pit']:.1%} of their steps come before it")
+    print(f"annotated samples: {cfg.out}/shard-*.parquet (train with `negtune train step_pg --dataset {cfg.out}`), "
+          f"stats: {cfg.out}/stats.json")
     return 0
 
 
@@ -329,6 +346,7 @@ _ONLY_WHEN = {
     "tiny-model": {**{f: ("task", ("arith",)) for f in ("difficulty", "time_budget", "max_steps", "target_accuracy")},
                    **{f: ("task", ("facts",)) for f in ("facts_steps", "without")}},
     "rollout": _ENGINE_FLAGS,
+    "step-values": _ENGINE_FLAGS,
     "eval math": _ENGINE_FLAGS,
     "loop": {"lora_r": ("lora", (True,))},
 }
@@ -364,8 +382,8 @@ def _add(sub, name: str, help: str, func, *dataclass_types, **kwargs) -> HfArgum
     return parser
 
 
-_RUNS_MODELS = (_cmd_tiny_model, _cmd_model_prepare, _cmd_model_from_gguf, _cmd_rollout, _cmd_loop, _cmd_eval_math,
-                _cmd_eval_tofu, _cmd_eval_likra, _cmd_eval_asc, _cmd_demo)
+_RUNS_MODELS = (_cmd_tiny_model, _cmd_model_prepare, _cmd_model_from_gguf, _cmd_rollout, _cmd_step_values, _cmd_loop,
+                _cmd_eval_math, _cmd_eval_tofu, _cmd_eval_likra, _cmd_eval_asc, _cmd_demo)
 
 
 def _add_eval_parsers(sub) -> None:
@@ -408,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     ro = _add(sub, "rollout", "sample completions, verify them, write a labeled dataset", _cmd_rollout,
               RolloutConfig)
     ro.add_argument("--no-progress", "--no_progress", action="store_true", help="no progress bars")
+
+    from negtune.rollout.steps import StepValuesConfig
+
+    sv = _add(sub, "step-values", "value every step of a labeled rollout's samples by Monte-Carlo continuations "
+              "(step-level credit for `negtune train step_pg`)", _cmd_step_values, StepValuesConfig)
+    sv.add_argument("--no-progress", "--no_progress", action="store_true", help="no progress bars")
 
     train = sub.add_parser("train", help="train a method: negtune train METHOD --config recipe.yaml [--field value] "
                                          f"(METHOD: {', '.join(methods.METHODS)})", add_help=False)

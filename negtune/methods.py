@@ -30,6 +30,7 @@ from negtune.losses import negassist as _negassist
 from negtune.losses import npo as _npo
 from negtune.losses import reweight as _reweight
 from negtune.losses import rlvr as _rlvr
+from negtune.losses import steps as _steps
 from negtune.losses import token_forget as _token_forget
 from negtune.losses.contrastive import contrastive_rationale_loss
 from negtune.losses.unlikelihood import negative_unlikelihood_loss
@@ -40,6 +41,7 @@ FAMILIES = {
                "optional)",
     "offline_rlvr": "a labeled rollout with group pass rates (`negtune rollout` output)",
     "online_rlvr": "prompts with gold answers; completions sampled and verified during training",
+    "step_rlvr": "a labeled rollout whose samples carry Monte-Carlo step values (`negtune step-values` output)",
 }
 
 
@@ -203,6 +205,19 @@ _ENTRIES = [
     Method("rft_offline", "offline_rlvr", *_NFT_OFFLINE, loss=_rlvr.nft_token_loss,
            objective="rejection-sampling fine-tuning on a fixed rollout (NFT with neg_weight 0)",
            paper=_NFT_PAPER, defaults={"method": "rft"}, baseline=True),  # OfflineNFTConfig: rft = neg_weight 0
+    # --- RLVR from a rollout with step values -----------------------------------------------------------------
+    Method("step_pg", "step_rlvr", "negtune.trainers.step_pg_config:StepPGConfig",
+           "negtune.trainers.step_pg_trainer:StepPGTrainer", loss=_steps.step_pg_loss,
+           objective="clipped policy gradient with per-step advantages Q_i - Q_{i-1} from Monte-Carlo "
+                     "continuations: a wrong answer's first wrong step is penalised, its correct steps are not",
+           paper="Setlur et al. 2024, RL on Incorrect Synthetic Data Scales the Efficiency of LLM Math Reasoning "
+                 "by Eight-Fold (arXiv:2406.14532); --credit nsa: BCPG-NSA (arXiv:2505.14403)"),
+    Method("step_dpo", "step_rlvr", "negtune.trainers.step_dpo_config:StepDPOConfig",
+           "negtune.trainers.step_dpo_trainer:StepDPOTrainer", loss=_steps.step_dpo_loss,
+           objective="DPO on step-level pairs: prompt + prefix before the first pit, a correct continuation from "
+                     "it (chosen) against the pit step (rejected)",
+           paper="Hwang et al. 2024, Self-Explore: Enhancing Mathematical Reasoning in Language Models with "
+                 "Fine-grained Rewards (arXiv:2404.10346)"),
     # --- online RLVR (TRL's GRPO machinery) -------------------------------------------------------------------
     Method("grpo", "online_rlvr", *_GRPO, loss=_rlvr.grpo_advantages,
            objective="GRPO: group-normalised advantages, PPO clip, token-mean loss as NFT/NGRPO (TRL)",

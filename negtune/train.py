@@ -57,7 +57,7 @@ class DataArguments:
 
 # Which families read each data field: giving one to a method of another family is an error, not silence.
 DATA_FIELD_FAMILIES = {
-    "dataset": ("labeled", "offline_rlvr", "online_rlvr"),
+    "dataset": ("labeled", "offline_rlvr", "step_rlvr", "online_rlvr"),
     "lm_dataset": ("labeled",),
     "forget": ("unlearn",), "retain": ("unlearn",), "tofu_root": ("unlearn",),
     "verifier": ("online_rlvr",), "template": ("online_rlvr",), "limit": ("online_rlvr",),

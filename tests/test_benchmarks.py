@@ -50,6 +50,18 @@ _RLVR = {"pair": ["ngrpo", "grpo"], "metric": "pass@8", "seeds": [0, 1],
          "methods": {m: {"lr": 2e-4, "per_seed": [0.5, 0.4], "mean": 0.45, "mean_avg8": 0.1, "mean_pass8": 0.45,
                          "all_wrong_frac": None} for m in ("ngrpo", "grpo")},
          "difference": _DIFF, "seconds": 5.0}
+_STEPS = {
+    "seeds": [0, 1], "settings": {"steps": 2, "batch": 16, "prompts": 16, "n": 4, "k": 2, "difficulty": 1,
+                                  "eval": 8, "lrs": [3e-4], "tune_seed": 100},
+    "base": {"avg@8": 0.1, "pass@8": 0.4},
+    "data": {"n_budget": 20.0, "small_pass@1": 0.1, "budget_pass@1": 0.1, "samples_small": 64.0,
+             "continuations": 256.0, "samples_budget": 320.0, "tokens_small": 2000.0,
+             "tokens_continuations": 4000.0, "tokens_budget": 10000.0, "negative_steps_before_pit": 0.2,
+             "pits": {"same": 50, "earlier": 5, "later": 10, "no_true_error": 1}},
+    "tuning": {"step": {"0.0003": 0.1}},
+    "methods": {m: {"lr": 3e-4, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4, "samples_drawn": 320.0,
+                    "trained_rows": 30.0} for m in ("step", "nft")},
+    "differences": {"step:nft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0}
 MINIMAL = {
     "rollout": {"settings": {"prompts": 2, "n": 2, "max_new_tokens": 8, "batch_size": 2, "repeats": 1},
                 "hf_engine_tokens_per_s": 10.0, "bare_generate_tokens_per_s": 9.0, "engine_over_bare": 1.11},
@@ -128,6 +140,8 @@ MINIMAL = {
         "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0}, "tuning": {"sft": {"0.003": 0.1}},
         "methods": {m: {"lr": 3e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("student", "sft")},
         "differences": {"student:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
+    "negatives_steps": _STEPS,
+    "negatives_steps_d1": _STEPS,
     "likra_learning": {
         "seeds": [0, 1], "settings": {"sizes": [8], "lrs": [3e-3], "epochs": 1, "eval": 6, "tune_seed": 100},
         "chosen_lr": {"likra": "0.003"},
@@ -354,6 +368,36 @@ def test_negatives_negassist_smoke(tiny_model_dir, tmp_path):
     assert [p.stat().st_mtime_ns for p in runs] == stamps
     module, _ = run_all.benchmarks()["negatives_negassist"]
     assert "student - sft, avg@8" in module.results_section(r)
+
+
+def test_negatives_steps_smoke(tiny_model_dir, tmp_path):
+    """The step-level experiment at smoke size: per seed a rollout, its step values and an equal-budget rollout
+    (as many more samples as the continuations drew), every variant on its data, the pit check, the paired
+    differences, a rerun reusing every run."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(run_all.__file__).parent / "negatives_steps.py"
+    cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "1e-3", "--steps", "1", "--prompts", "16",
+           "--n", "4", "--k", "2", "--difficulty", "1", "--eval", "4", "--base", str(tiny_model_dir),
+           "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert set(r["methods"]) == {"step", "nsa", "step_dpo", "nft", "outcome", "outcome_small"}
+    d = r["data"]
+    assert d["samples_budget"] == 16 * d["n_budget"] and d["continuations"] > 0
+    assert abs(d["samples_budget"] - (d["samples_small"] + d["continuations"])) <= 16  # equal budget, rounded
+    assert r["methods"]["step"]["samples_drawn"] == d["samples_small"] + d["continuations"]
+    assert sum(d["pits"].values()) > 0 and r["differences"]["step:nft"]["n"] == 2
+    runs = sorted(tmp_path.rglob("run.json"))
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    module, _ = run_all.benchmarks()["negatives_steps"]
+    text = module.results_section(r)
+    assert "step - nft, avg@8" in text and "Monte-Carlo first pit" in text
 
 
 def test_likra_learning_smoke(tmp_path):

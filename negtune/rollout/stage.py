@@ -104,8 +104,9 @@ def data_fingerprint(records: list[dict]) -> str:
     return h.hexdigest()[:16]
 
 
-def _check_settings(out: Path, settings: dict[str, Any]) -> bool:
-    """Refuse a folder made with other settings; True when ``settings.json`` is already there."""
+def check_settings(out: Path, settings: dict[str, Any], what: str = "a rollout", data_flag: str = "--dataset") -> bool:
+    """Refuse a folder made with other settings; True when ``settings.json`` is already there. ``what`` names
+    the folder's content and ``data_flag`` the flag whose data the fingerprint covers, in the error."""
     path = out / "settings.json"
     if not path.exists():
         return False
@@ -114,9 +115,9 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> bool:
             if before.get(k) != settings.get(k) and not (k == "data_fingerprint" and k not in before)}
     if diff:
         lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-        hint = " (the data of --dataset changed since)" if "data_fingerprint" in diff else ""
+        hint = f" (the data of {data_flag} changed since)" if "data_fingerprint" in diff else ""
         raise RolloutSettingsError(
-            f"{out} holds a rollout made with other settings ({lines}){hint}; use a new --out folder, "
+            f"{out} holds {what} made with other settings ({lines}){hint}; use a new --out folder, "
             "or rerun with the original settings to resume"
         )
     return True
@@ -151,7 +152,7 @@ def context_limit(engine: Any) -> tuple[int, Any] | None:
     return min(limits), lambda p: len(render_chat(tok, p))
 
 
-def _write_shard(path: Path, rows: list[dict]) -> None:
+def write_shard(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -245,7 +246,7 @@ def rollout_and_verify(cfg: RolloutConfig, engine: Engine | None = None, progres
             engine_kind = "vllm" if vllm_available() else "hf"
         settings = {k: getattr(cfg, k) for k in _IDENTITY if k != "data_fingerprint"} | {
             "engine": engine_kind, "data_fingerprint": data_fingerprint(records), "marker": marker}
-        has_settings = _check_settings(out, settings)
+        has_settings = check_settings(out, settings)
         for stale in out.glob(".shard-*.tmp"):  # a killed writer's leftovers; finished shards are never partial
             stale.unlink()
 
@@ -320,7 +321,7 @@ def _run_shard(k: int, idx: range, records: list[dict], prompts: list, pids: lis
               "too_long": too_long, "non_finite_rewards": non_finite}
     atomic_write_text(out / f"shard-{k:05d}.stats.json", json.dumps(timing))
     if rows:
-        _write_shard(out / f"shard-{k:05d}.parquet", rows)
+        write_shard(out / f"shard-{k:05d}.parquet", rows)
     else:  # every prompt of the shard too long: an empty marker keeps the shard done on a rerun
         atomic_write_text(out / f"shard-{k:05d}.empty", "")
 

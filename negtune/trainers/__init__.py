@@ -19,6 +19,10 @@ from negtune.trainers.ngrpo_config import NGRPOConfig
 from negtune.trainers.ngrpo_trainer import NGRPOTrainer
 from negtune.trainers.rewards import VerifierReward, prompt_dataset
 from negtune.trainers.rlvr import ONLINE_METHODS, build_online_trainer, online_config
+from negtune.trainers.step_dpo_config import StepDPOConfig
+from negtune.trainers.step_dpo_trainer import StepDPOTrainer
+from negtune.trainers.step_pg_config import StepPGConfig
+from negtune.trainers.step_pg_trainer import StepPGTrainer
 from negtune.trainers.token_forget_config import TokenForgetConfig
 from negtune.trainers.token_forget_trainer import TokenForgetTrainer
 from negtune.trainers.unlearn_config import UNLEARN_METHODS, UnlearnConfig
@@ -29,6 +33,6 @@ from negtune.trainers.unlikelihood_trainer import UnlikelihoodTrainer
 __all__ = [
     "ClickConfig", "ClickTrainer", "ContrastiveRationaleConfig", "ContrastiveRationaleTrainer", "LikraConfig", "LikraTrainer", "NATConfig", "NATTrainer", "NegAssistConfig", "NegAssistTrainer", "NFTConfig", "NFTTrainer", "NGRPOConfig",
     "NGRPOTrainer", "NegtuneTrainer", "NonFiniteLossError", "ONLINE_METHODS", "OfflineNFTConfig",
-    "OfflineNFTTrainer", "TokenForgetConfig", "TokenForgetTrainer", "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig",
+    "OfflineNFTTrainer", "StepDPOConfig", "StepDPOTrainer", "StepPGConfig", "StepPGTrainer", "TokenForgetConfig", "TokenForgetTrainer", "UNLEARN_METHODS", "UnlearnConfig", "UnlearnTrainer", "UnlikelihoodConfig",
     "UnlikelihoodTrainer", "VerifierReward", "build_online_trainer", "online_config", "prompt_dataset",
 ]
