@@ -28,7 +28,11 @@ Variants, each trained from the same base for the same steps and batch size:
 - ``outcome``: ``step_pg --credit outcome`` (the same loss as ``step``, r - r_hat on every token) on the
   equal-budget rollout;
 - ``outcome_small``: the same on rollout 1 alone (the step variants' samples without their values: what the
-  values add at equal data, budget aside).
+  values add at equal data, budget aside);
+- ``step_oracle``: ``step`` with each wrong sample's first pit where its arithmetic really goes wrong (values
+  Q_0 before the first step that differs from the problem's solution, 0 from it on): a ceiling that knows what
+  the continuations estimate, not a competitor (added after the first results, to tell noisy values from
+  credit that does not help here).
 
 Evaluation: ``negtune eval math`` (transformers engine) on ``--eval`` held-out problems (fixed, seed 4242), 8
 samples at temperature 0.6 / top-p 0.95: avg@8 and pass@8. Equal tuning: every variant gets the same learning-rate
@@ -64,6 +68,7 @@ VARIANTS = {  # (registry name, config overrides, which data: "values" = rollout
     "nft": ("nft_offline", {}, "budget"),
     "outcome": ("step_pg", {"credit": "outcome"}, "budget"),
     "outcome_small": ("step_pg", {"credit": "outcome"}, "small"),
+    "step_oracle": ("step_pg", {"credit": "step"}, "oracle"),
 }
 RUNS = (
     Run("negatives_steps", full=("--seeds", "0,1,2,3,4"),
@@ -95,8 +100,9 @@ def data(work: Path, base: str, seed: int, a) -> dict:
     n_budget = a.n + round(values["continuation_samples"] / small["prompts"])
     _, big = rollout_and_verify(RolloutConfig(out=str(root / "rollout-budget"), n=n_budget, seed=seed + 50_000,
                                               **common), progress=False)
+    oracle = oracle_values(root / "values", train_file, root / "oracle.parquet")
     return {"paths": {"values": str(root / "values"), "budget": str(root / "rollout-budget"),
-                      "small": str(root / "rollout")},
+                      "small": str(root / "rollout"), "oracle": oracle},
             "n_budget": n_budget, "small_pass@1": small["pass@1"], "budget_pass@1": big["pass@1"],
             "samples_small": small["samples"], "continuations": values["continuation_samples"],
             "samples_budget": big["samples"], "tokens_small": small["generated_tokens"],
@@ -105,23 +111,49 @@ def data(work: Path, base: str, seed: int, a) -> dict:
                 values["negative_steps_before_pit"]}
 
 
-def pit_check(values_dir: Path, train_file: str) -> dict:
-    """The Monte-Carlo first pit of each wrong sample against its true first wrong step: the first step that
-    differs from the problem's own solution (the tiny model writes the solutions' format)."""
+def true_pits(values_dir: Path, train_file: str) -> list[tuple[dict, int | None]]:
+    """Each wrong sample with step values and its true first wrong step: the first step that differs from the
+    problem's own solution (the tiny model writes the solutions' format), None when there is none."""
     from negtune.data.io import read_rows
     from negtune.data.schema import read_labeled
-    from negtune.losses.steps import first_pit, step_ends
+    from negtune.losses.steps import step_ends
 
     gold = {r["id"]: r["solution"] for r in read_rows(Path(train_file))}
-    counts = {"same": 0, "earlier": 0, "later": 0, "no_true_error": 0}
+    cut = lambda t: [t[a:b].strip() for a, b in zip([0, *step_ends(t, "sentence")], step_ends(t, "sentence"))]  # noqa: E731
+    out = []
     for r in read_labeled(values_dir):
         if r["label"] or r["step_values"] is None:
             continue
-        solution = gold[json.loads(r["meta"])["id"]]
-        cut = lambda t: [t[a:b].strip() for a, b in zip([0, *step_ends(t, "sentence")], step_ends(t, "sentence"))]  # noqa: E731
-        mine, right = cut(r["completion"]), cut(solution)
-        true = next((i for i, s in enumerate(mine) if i >= len(right) or s != right[i]), None)
-        pit = first_pit(list(r["step_values"]))
+        mine, right = cut(r["completion"]), cut(gold[json.loads(r["meta"])["id"]])
+        out.append((r, next((i for i, s in enumerate(mine) if i >= len(right) or s != right[i]), None)))
+    return out
+
+
+def oracle_values(values_dir: Path, train_file: str, out: Path) -> str:
+    """The annotated rollout with each wrong sample's values replaced by the oracle's: Q_0 up to its true first
+    wrong step, 0 from there on (written once)."""
+    import datasets
+
+    from negtune.data.schema import read_labeled
+
+    if not out.exists():
+        true = {(r["prompt_id"], r["sample_idx"]): pit for r, pit in true_pits(values_dir, train_file)}
+        rows = read_labeled(values_dir)
+        for r in rows:
+            pit = true.get((r["prompt_id"], r["sample_idx"]))
+            if pit is not None:
+                r["step_values"] = [r["step_q0"] if i < pit else 0.0 for i in range(len(r["step_values"]))]
+        datasets.Dataset.from_list(rows).to_parquet(str(out))
+    return str(out)
+
+
+def pit_check(values_dir: Path, train_file: str) -> dict:
+    """The Monte-Carlo first pit of each wrong sample against its true first wrong step."""
+    from negtune.losses.steps import first_pit
+
+    counts = {"same": 0, "earlier": 0, "later": 0, "no_true_error": 0}
+    for r, true in true_pits(values_dir, train_file):
+        pit = first_pit(list(r["step_values"]), list(r["step_samples"]))
         if true is None:
             counts["no_true_error"] += 1
         else:
@@ -151,7 +183,7 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
     trainer.train()
     trainer.save_model()
     train_s = time.monotonic() - t0
-    budget = d["samples_small"] + d["continuations"] if which == "values" else \
+    budget = d["samples_small"] + d["continuations"] if which in ("values", "oracle") else \
         d["samples_budget"] if which == "budget" else d["samples_small"]
     result = {"variant": variant, "lr": lr, "seed": seed, "train_s": round(train_s, 1),
               "trained_rows": len(trainer.train_dataset), "samples_drawn": budget,
@@ -196,7 +228,8 @@ def results_section(r: dict) -> str:
 def main() -> None:
     ap = parser(__doc__)
     add_comparison_args(ap, VARIANTS, "1e-4,3e-4,1e-3,3e-3",
-                        "step:nft,nsa:nft,step_dpo:nft,step:outcome,step:outcome_small,nsa:outcome_small",
+                        "step:nft,nsa:nft,step_dpo:nft,step:outcome,step:outcome_small,nsa:outcome_small,"
+                        "step_oracle:step,step_oracle:nft",
                         "negatives_steps")
     ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed")
     ap.add_argument("--n", type=int, default=4, help="samples per prompt of the step variants' rollout")

@@ -385,7 +385,7 @@ def test_negatives_steps_smoke(tiny_model_dir, tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
-    assert set(r["methods"]) == {"step", "nsa", "step_dpo", "nft", "outcome", "outcome_small"}
+    assert set(r["methods"]) == {"step", "nsa", "step_dpo", "nft", "outcome", "outcome_small", "step_oracle"}
     d = r["data"]
     assert d["samples_budget"] == 16 * d["n_budget"] and d["continuations"] > 0
     assert abs(d["samples_budget"] - (d["samples_small"] + d["continuations"])) <= 16  # equal budget, rounded
