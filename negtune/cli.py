@@ -150,18 +150,10 @@ def _cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def _cmd_step_values(args: argparse.Namespace) -> int:
-    from negtune.rollout.steps import estimate_step_values
+    from negtune.rollout.steps import estimate_step_values, print_summary
 
     cfg = args.configs[0]
-    s = estimate_step_values(cfg, progress=not args.no_progress)
-    print(f"{s['annotated']} of {s['samples']} samples valued ({s['annotated_negatives']} negatives): "
-          f"{s['prefixes']} prefixes x {cfg.k} = {s['continuation_samples']} continuations, "
-          f"{s['continuation_tokens']} tokens in {s['generate_seconds']:.1f}s")
-    if s["negative_steps_before_pit"] is not None:
-        print(f"negatives' first pit (step index: count) {s['negatives_pit_histogram']}; "
-              f"{s['negative_steps_before_pit']:.1%} of their steps come before it")
-    print(f"annotated samples: {cfg.out}/shard-*.parquet (train with `negtune train step_pg --dataset {cfg.out}`), "
-          f"stats: {cfg.out}/stats.json")
+    print_summary(estimate_step_values(cfg, progress=not args.no_progress), cfg)
     return 0
 
 

@@ -132,13 +132,15 @@ def _annotate(rows: list[dict], cfg: StepValuesConfig, engine, pool: VerifierPoo
     seconds)."""
     tok = engine.tokenizer
     todo = _prefixes(rows, cfg)
-    encoded, prefix_tokens = [], []
+    encoded, prefix_tokens, prompts = [], [], {}
     for i, _, end in todo:
-        text, special = render_prompt_text(tok, as_chat(rows[i]["prompt"]))
-        prompt_ids = tok(text, add_special_tokens=special)["input_ids"]
+        if i not in prompts:  # a row's prompt is rendered and counted once for all its prefixes
+            text, special = render_prompt_text(tok, as_chat(rows[i]["prompt"]))
+            prompts[i] = text, special, len(tok(text, add_special_tokens=special)["input_ids"])
+        text, special, n_prompt = prompts[i]
         ids = tok(text + rows[i]["completion"][:end], add_special_tokens=special)["input_ids"]
         encoded.append(ids)
-        prefix_tokens.append(len(ids) - len(prompt_ids))
+        prefix_tokens.append(len(ids) - n_prompt)
     # the completion budget counts the prefix, as the rollout's did; at least one token is generated
     sampling = SamplingConfig(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
                               max_new_tokens=max(1, max_new_tokens - min(prefix_tokens, default=0)), seed=seed)
@@ -292,3 +294,15 @@ def summarize(rows: list[dict], out: Path, n_shards: int) -> dict[str, Any]:
                                                                  key=lambda kv: (kv[0] is None, kv[0] or 0))},
         "negative_steps_before_pit": round(kept / steps, 4) if steps else None,
     }
+
+
+def print_summary(s: dict[str, Any], cfg: StepValuesConfig) -> None:
+    """What ``negtune step-values`` prints: the budget spent, where the first pits fall, where the output is."""
+    print(f"{s['annotated']} of {s['samples']} samples valued ({s['annotated_negatives']} negatives): "
+          f"{s['prefixes']} prefixes x {cfg.k} = {s['continuation_samples']} continuations, "
+          f"{s['continuation_tokens']} tokens in {s['generate_seconds']:.1f}s")
+    if s["negative_steps_before_pit"] is not None:
+        print(f"negatives' first pit (step index: count) {s['negatives_pit_histogram']}; "
+              f"{s['negative_steps_before_pit']:.1%} of their steps come before it")
+    print(f"annotated samples: {cfg.out}/shard-*.parquet (train with `negtune train step_pg --dataset {cfg.out}`), "
+          f"stats: {cfg.out}/stats.json")

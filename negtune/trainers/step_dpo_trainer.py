@@ -16,7 +16,7 @@ from negtune.losses.steps import first_pit, step_dpo_loss
 from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
 from negtune.trainers.reference import compute_reference_logps
 from negtune.trainers.step_dpo_config import StepDPOConfig
-from negtune.trainers.step_pg_trainer import check_steps
+from negtune.trainers.step_pg_trainer import check_steps, dataset_name, row_name
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,7 @@ class StepDPOTrainer(NegtuneTrainer):
             raise DataError("step_dpo needs step values: no row of the train dataset has a 'step_values' column "
                             "value; run `negtune step-values --rollout ROLLOUT --model MODEL --out OUT` first and "
                             "train on OUT")
-        what = "step_dpo train dataset" + ("" if isinstance(train_dataset, (list, datasets.Dataset))
-                                           else f" {train_dataset}")
+        what = dataset_name("step_dpo", train_dataset)
         positives: dict[str, str] = {}
         for r in rows:
             if r["label"]:
@@ -65,7 +64,7 @@ class StepDPOTrainer(NegtuneTrainer):
         for i, r in enumerate(rows):
             if r["label"] or r.get("step_values") is None:
                 continue
-            where = f"{what}, row {i} (prompt_id {r.get('prompt_id')}, sample_idx {r.get('sample_idx')})"
+            where = row_name(what, i, r)
             check_steps(r, where)
             if r.get("step_continuation") is None or len(r["step_continuation"]) != len(r["step_values"]):
                 raise DataError(f"{where}: 'step_continuation' must have one entry per step, as 'step_values' "

@@ -40,6 +40,16 @@ def step_credit(row: dict, args: StepPGConfig) -> list[float]:
     return step_advantages(torch.tensor([*q[1:].tolist(), r], dtype=torch.float64), q[0]).tolist()
 
 
+def dataset_name(method: str, train_dataset) -> str:
+    """How errors name the train dataset: with its path when it was given one."""
+    return f"{method} train dataset" + ("" if isinstance(train_dataset, (list, datasets.Dataset))
+                                        else f" {train_dataset}")
+
+
+def row_name(what: str, i: int, row: dict) -> str:
+    return f"{what}, row {i} (prompt_id {row.get('prompt_id')}, sample_idx {row.get('sample_idx')})"
+
+
 def check_steps(row: dict, where: str) -> None:
     """A row's step columns agree with each other and with its completion, or a DataError naming the row."""
     values, ends = row.get("step_values"), row.get("step_ends")
@@ -91,11 +101,10 @@ class StepPGTrainer(NegtuneTrainer):
             raise DataError(f"--credit {args.credit} needs step values: no row of the train dataset has a "
                             "'step_values' column value; run `negtune step-values --rollout ROLLOUT --model MODEL "
                             "--out OUT` first and train on OUT (or pass --credit outcome)")
-        what = "step_pg train dataset" + ("" if isinstance(train_dataset, (list, datasets.Dataset))
-                                          else f" {train_dataset}")
+        what = dataset_name("step_pg", train_dataset)
         encoded, items = [], []
         for i, r in enumerate(rows):
-            check_steps(r, f"{what}, row {i} (prompt_id {r.get('prompt_id')}, sample_idx {r.get('sample_idx')})")
+            check_steps(r, row_name(what, i, r))
             encoded.append(encode_prompt_completion(tok, r["prompt"], r["completion"], args.max_length))
         answered = keep_answered(encoded, what, args.max_length)  # before the zero filter: names the real cause
         zero = 0
