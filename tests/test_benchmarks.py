@@ -489,7 +489,8 @@ def test_open_unlearning_tofu_negtune_side_smoke(tiny_facts_model_dir, tmp_path)
 
     if shared_data_dir() is None:
         pytest.skip("needs the shared TOFU files")
-    cmd = _ou_quick_cmd(tiny_facts_model_dir, tmp_path / "work", tmp_path / "r.json")
+    # negtune's side alone, even where $NEGTUNE_OPEN_UNLEARNING is set
+    cmd = _ou_quick_cmd(tiny_facts_model_dir, tmp_path / "work", tmp_path / "r.json", "--open-unlearning", "")
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
