@@ -189,13 +189,12 @@ def subset_home(a, work: Path) -> Path:
                    f"-ft{a.finetune_epochs}-lr{a.finetune_lr:g}")
 
 
-def base_models(a, home: Path, frameworks: list[str], cfg: Path | None) -> dict:
+def base_models(a, home: Path, root: Path, frameworks: list[str], cfg: Path | None) -> dict:
     """The subset, SmolLM2-TOFU and its retain model, each evaluated by every framework."""
     from negtune.data.tofu import load_tofu_split
     from negtune.models.prepare import KNOWN, prepare
 
     model = Path(a.model) if Path(a.model).exists() or a.model not in KNOWN else prepare(a.model, log=print)[0]
-    root = tofu_subset(home / "tofu", a.forget_authors, a.retain_authors, a.general, a.retain_eval)
     forget, retain = load_tofu_split("forget01", root), load_tofu_split("retain99", root)
     base = {"root": root, "n_forget": len(forget), "n_retain": len(retain),
             "finetune": {"full": finetune(str(model), forget + retain, home / "full", a.finetune_epochs,
@@ -265,7 +264,7 @@ def main() -> None:
     home = subset_home(a, Path(a.work))
     root = tofu_subset(home / "tofu", a.forget_authors, a.retain_authors, a.general, a.retain_eval)
     cfg = ou_configs(home, Path(a.open_unlearning), a.ou_python, root, a.max_new_tokens) if len(frameworks) == 2 else None
-    base = base_models(a, home, frameworks, cfg)
+    base = base_models(a, home, root, frameworks, cfg)
     # open-unlearning's warmup_epochs, in steps: int(epochs * rows // (batch * accumulation * devices))
     a.warmup_steps = int(a.warmup_epochs * base["n_forget"] // (a.batch * a.accumulation))
     t = f"t{a.max_new_tokens}"
