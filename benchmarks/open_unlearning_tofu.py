@@ -218,18 +218,11 @@ def base_models(a, home: Path, root: Path, frameworks: list[str], cfg: Path | No
     return base
 
 
-def main() -> None:
-    ap = parser(__doc__)
-    ap.add_argument("--open-unlearning", default=os.environ.get("NEGTUNE_OPEN_UNLEARNING"),
-                    help="a checkout of open-unlearning (default $NEGTUNE_OPEN_UNLEARNING); without it only "
-                         "negtune's side runs")
-    ap.add_argument("--ou-python", default=os.environ.get("NEGTUNE_OU_PYTHON"),
-                    help="the Python of an environment with open-unlearning's requirements "
-                         "(default $NEGTUNE_OU_PYTHON)")
+def add_model_args(ap) -> None:
+    """The flags that make SmolLM2-TOFU (the model, the subset, the fine-tunes, the evaluation's generation length);
+    ``negatives_unlearning.py --base tofu-subset`` takes them too and shares the models."""
     ap.add_argument("--model", default=SMOLLM2, help="the model to fine-tune on the subset (a folder, or "
                     f"{SMOLLM2}: prepared from its wheel)")
-    ap.add_argument("--methods", default="npo,graddiff,simnpo", help="open-unlearning's names, lower case")
-    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--forget-authors", type=int, default=1, choices=(1, 2),
                     help="the last authors of TOFU's forget01 (20 questions each)")
     ap.add_argument("--retain-authors", type=int, default=4, help="TOFU's first authors")
@@ -238,6 +231,29 @@ def main() -> None:
                     help="retain questions model utility scores (the first of the retain authors')")
     ap.add_argument("--finetune-epochs", type=int, default=10)
     ap.add_argument("--finetune-lr", type=float, default=1e-4)
+    ap.add_argument("--max-new-tokens", type=int, default=200,
+                    help="greedy generation for ROUGE-L (default: open-unlearning's 200)")
+
+
+def negtune_base(a, work: Path) -> dict:
+    """SmolLM2-TOFU (or ``--model``'s fine-tune) and its retain model, scored by negtune's eval, built once under
+    ``work`` for every benchmark that uses it."""
+    home = subset_home(a, work)
+    root = tofu_subset(home / "tofu", a.forget_authors, a.retain_authors, a.general, a.retain_eval)
+    return {**base_models(a, home, root, ["negtune"], None), "home": home}
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--open-unlearning", default=os.environ.get("NEGTUNE_OPEN_UNLEARNING"),
+                    help="a checkout of open-unlearning (default $NEGTUNE_OPEN_UNLEARNING); without it only "
+                         "negtune's side runs")
+    ap.add_argument("--ou-python", default=os.environ.get("NEGTUNE_OU_PYTHON"),
+                    help="the Python of an environment with open-unlearning's requirements "
+                         "(default $NEGTUNE_OU_PYTHON)")
+    ap.add_argument("--methods", default="npo,graddiff,simnpo", help="open-unlearning's names, lower case")
+    ap.add_argument("--seeds", default="0,1,2")
+    add_model_args(ap)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--batch", type=int, default=4)
@@ -248,7 +264,6 @@ def main() -> None:
     ap.add_argument("--cross-eval", choices=("none", "negtune", "both"), default="none",
                     help="also score open-unlearning's models with negtune's eval (negtune), and negtune's with "
                          "open-unlearning's (both): one evaluator for both trainings")
-    ap.add_argument("--max-new-tokens", type=int, default=200, help="greedy generation for ROUGE (both: 200)")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "open_unlearning_tofu"))
     a = ap.parse_args()
     methods, seeds = a.methods.split(","), [int(s) for s in a.seeds.split(",")]

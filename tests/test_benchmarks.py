@@ -99,6 +99,17 @@ MINIMAL = {
                         "mean_final": {"forget_prob": 0.2, "forget_quality": 1e-3, "model_utility": 0.5}}
                     for m in ("npo", "npo+loreun")},
         "differences": {"npo+loreun:npo": _DIFF}, "seconds": 60.0},
+    "negatives_unlearning_smollm2": {
+        "seeds": [0, 1], "settings": {"base": "tofu-subset", "steps": 4, "eval_every": 2, "facts_steps": 500,
+                                      "lrs": [1e-3], "tune_seed": 100, "model": "smollm2-135m-instruct",
+                                      "max_new_tokens": 64, "finetune": {"epochs": 10, "lr": 1e-4},
+                                      "subset": {"forget_authors": 1, "retain_authors": 4, "general": 20,
+                                                 "retain_eval": 40}},
+        "retain_forget_prob": 0.05, "start_forget_prob": 0.99, "start_utility": 0.4, "tuning": {"ga": {"0.001": 0.3}},
+        "methods": {m: {"lr": 1e-3, "matched_utility": [0.3, 0.35], "mean_matched_utility": 0.325, "reached": "2/2",
+                        "mean_final": {"forget_prob": 0.02, "forget_quality": 1e-2, "model_utility": 0.3}}
+                    for m in ("ga", "npo")},
+        "differences": {"npo:ga": _DIFF}, "seconds": 60.0},
     "open_unlearning_tofu": {
         "frameworks": ["negtune", "open-unlearning"], "methods": ["npo"], "seeds": [0, 1],
         "settings": {"model": "smollm2-135m-instruct", "forget_authors": 1, "retain_authors": 4, "finetune_epochs": 10,

@@ -145,3 +145,61 @@ def test_open_unlearning_tofu_both_sides_smoke(tiny_facts_model_dir, tmp_path):
     with torch.no_grad():
         expected = here(torch.tensor([[1, 2, 3, 4, 5]])).logits[0, -1, :8]
     assert torch.allclose(torch.tensor(json.loads(out.stdout.strip().splitlines()[-1])), expected, atol=1e-5)
+
+
+def test_negatives_unlearning_on_the_tofu_subset_smoke(tiny_facts_model_dir, tmp_path):
+    """NPO vs GA on SmolLM2-TOFU's recipe (here a tiny model in SmolLM2's place): the subset model and its retain
+    model are built once under --base-work, as open_unlearning_tofu.py builds them, and every seed unlearns the
+    same model; the curves start at that model's evaluation."""
+    import json
+    import subprocess
+
+    import negatives_unlearning as nl
+
+    from negtune.data.paths import shared_data_dir
+
+    if shared_data_dir() is None:
+        pytest.skip("needs the shared TOFU files")
+    _, spec = run_all.benchmarks()["negatives_unlearning_smollm2"]
+    script = BENCHMARKS / "negatives_unlearning.py"
+    cmd = [sys.executable, str(script), *spec.quick, "--seeds", "0,1", "--lrs", "5e-3", "--methods", "ga,npo",
+           "--model", str(tiny_facts_model_dir), "--base-work", str(tmp_path / "bases"), "--work", str(tmp_path / "w"),
+           "--json", str(tmp_path / "r.json")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["settings"]["base"] == "tofu-subset" and r["settings"]["subset"]["retain_authors"] == 1
+    homes = [p for p in (tmp_path / "bases").iterdir() if p.is_dir()]
+    assert len(homes) == 1 and (homes[0] / "full" / "finetune.json").exists()  # one model for every seed
+    assert homes[0].name.endswith("-f1-r1-g4-re4-ft1-lr0.0001")  # open_unlearning_tofu.py's name for it
+    start = json.loads((homes[0] / "eval-negtune-full-t8" / "results.json").read_text())["metrics"]
+    level = r["retain_forget_prob"]
+    for m in ("ga", "npo"):
+        curves = r["methods"][m]["curves"]
+        assert len(curves) == 2 and all([p["step"] for p in c] == [0, 2, 4] for c in curves)
+        assert all(c[0]["forget_prob"] == round(start["forget_prob"], 6) for c in curves)
+        assert all(c[-1]["forget_prob"] < c[0]["forget_prob"] for c in curves)  # it unlearned
+        for seed, c in enumerate(curves):  # --full-eval matched: the full evaluation where matched utility reads
+            probes = {p["step"]: p["forget_prob"] for p in c[1:]}
+            assert {p["step"] for p in c[1:] if p["model_utility"] is not None} == nl.full_eval_steps(probes, level)
+            run = next((tmp_path / "w").rglob(f"seed{seed}/{m}-lr0.005"))
+            for p in c[1:]:  # the probe is the full evaluation's forget probability
+                probe = json.loads((run / f"checkpoint-{p['step']}" / "probe_forget_prob.json").read_text())
+                assert p["forget_prob"] == pytest.approx(probe["forget_prob"], abs=1e-5)
+    assert "SmolLM2-TOFU" in run_all.benchmarks()["negatives_unlearning_smollm2"][0].results_section(r)
+
+
+def test_matched_full_evaluation_brackets_the_first_crossing():
+    """--full-eval matched scores in full the two checkpoints around the first one at or below the level (what
+    value_at_level interpolates between), the first alone when it already is, the last when none gets there."""
+    import negatives_unlearning as nl
+
+    probes = {3: 0.5, 6: 0.2, 9: 0.05, 12: 0.3, 15: 0.01}
+    assert nl.full_eval_steps(probes, 0.1) == {6, 9}
+    assert nl.full_eval_steps(probes, 0.6) == {3}
+    assert nl.full_eval_steps(probes, 0.001) == {15}
+    curve = {"points": [{"step": 0, "forget_prob": 0.9, "model_utility": 0.5},
+                        *({"step": s, "forget_prob": v, "model_utility": 0.4 if s in (6, 9) else None}
+                          for s, v in probes.items())]}
+    curve["points"][3]["model_utility"] = 0.2  # step 9
+    assert nl.matched_utility(curve, 0.1) == pytest.approx(0.4 + (0.2 - 0.1) / (0.2 - 0.05) * (0.2 - 0.4))
