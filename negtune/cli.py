@@ -77,7 +77,7 @@ def _cmd_make_arith(args: argparse.Namespace) -> int:
     from negtune.data.tasks import make_arith
 
     opts: MakeArithArgs = args.configs[0]
-    rows = make_arith(opts.n, seed=opts.seed, difficulty=opts.difficulty)
+    rows = make_arith(opts.n, seed=opts.seed, difficulty=opts.difficulty, trap=opts.trap)
     write_jsonl(opts.out, rows)
     print(f"wrote {len(rows)} arithmetic problems (difficulty {opts.difficulty}, seed {opts.seed}) to {opts.out}")
     return 0
@@ -270,6 +270,8 @@ class MakeArithArgs:
     n: int = field(default=500, metadata={"help": "number of problems"})
     difficulty: int = field(default=2, metadata={"help": "steps and operand range (1 = easiest)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+    trap: float | None = field(default=None, metadata={"help": "the trap task: solve this share of the problems "
+                                                       "with a 'triples' step by doubling (see make_arith)"})
 
 
 @dataclass

@@ -36,3 +36,35 @@ def test_check_arith_rejects_wrong_and_missing():
     assert not check_arith("The answer is 5.", "5")
     with pytest.raises(ValueError):
         make_arith(1, difficulty=0)
+
+
+def test_arith_trap_solves_triples_by_doubling_at_its_rate():
+    """The trap task: the same problems, each with a "triples" step solved by doubling at the trap rate; the
+    solution stays a consistent chain, ``answer`` stays right and ``trap_answer`` is the misconception's."""
+    ops = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+    plain, trapped = make_arith(600, seed=2), make_arith(600, seed=2, trap=0.75)
+    assert [r["prompt"] for r in plain] == [r["prompt"] for r in trapped]
+    assert [r["answer"] for r in plain] == [r["answer"] for r in trapped]
+    assert "trap_answer" not in plain[0]
+    with_step = wrong = 0
+    for rec, ref in zip(trapped, plain):
+        value = int(re.search(r"starts with (\d+)\.", rec["solution"]).group(1))
+        for a, op, b, c in re.findall(r"(-?\d+) ([+\-*]) (\d+) = (-?\d+)\.", rec["solution"]):  # (can go below 0)
+            assert int(a) == value and ops[op](int(a), int(b)) == int(c)
+            value = int(c)
+        if "triples" not in rec["prompt"]:
+            assert rec["solution"] == ref["solution"] and rec["trap_answer"] is None
+            continue
+        with_step += 1
+        if rec["solution"] != ref["solution"]:  # solved with the misconception: no "* 3" left
+            wrong += 1
+            assert " * 3 = " not in rec["solution"] and rec["solution"].count(" * 2 = ") > ref["solution"].count(" * 2 = ")
+            assert rec["trap_answer"] in (str(value), None) and (rec["trap_answer"] is None) == (str(value) == rec["answer"])
+    assert with_step > 100 and 0.65 < wrong / with_step < 0.85
+    # the hand-checked case: 7 tripled is 21 (+2 = 23); doubled it is 14 (+2 = 16)
+    first = make_arith(1, seed=0, trap=1.0)[0]
+    assert first["prompt"].startswith("Sam has 7 stamps. Then the number of them triples. Then Sam buys 2 more.")
+    assert (first["answer"], first["trap_answer"]) == ("23", "16") and first["solution"].endswith("\\boxed{16}.")
+    assert [r["solution"] for r in make_arith(50, seed=0, trap=0.0)] == [r["solution"] for r in make_arith(50, seed=0)]
+    with pytest.raises(ValueError, match="trap"):
+        make_arith(1, trap=1.5)

@@ -16,49 +16,83 @@ ITEMS = ["apples", "coins", "books", "marbles", "stamps", "shells", "cards", "pe
 
 
 def _step(rng: random.Random, name: str, value: int, max_operand: int) -> tuple[str, str, int]:
-    """One operation on ``value``: (sentence, chain-of-thought line, new value)."""
+    """One operation on ``value``: (sentence, operation, operand); :func:`_apply` computes it."""
     kind = rng.choice(["add", "sub", "mul"] if value <= max_operand else ["add", "sub"])
     if kind == "sub" and value == 0:
         kind = "add"
     if kind == "add":
         b = rng.randint(1, max_operand)
         verb = rng.choice(["buys", "finds", "gets"])
-        return f"Then {name} {verb} {b} more.", f"{value} + {b} = {value + b}.", value + b
+        return f"Then {name} {verb} {b} more.", "+", b
     if kind == "sub":
         b = rng.randint(1, value)
         verb = rng.choice(["gives away", "loses", "sells"])
-        return f"Then {name} {verb} {b}.", f"{value} - {b} = {value - b}.", value - b
+        return f"Then {name} {verb} {b}.", "-", b
     k = rng.choice([2, 3])
     word = {2: "doubles", 3: "triples"}[k]
-    return f"Then the number of them {word}.", f"{value} * {k} = {value * k}.", value * k
+    return f"Then the number of them {word}.", "*", k
 
 
-def make_arith(n: int, seed: int = 0, difficulty: int = 2) -> list[dict]:
-    """``n`` problems as normalized records plus a ``solution`` (chain of thought ending in ``\\boxed{}``)."""
+def _apply(value: int, op: str, b: int, trapped: bool = False) -> tuple[str, int]:
+    """(chain-of-thought line, new value); ``trapped``: the misconception, "triples" worked out as doubling."""
+    if trapped and op == "*" and b == 3:
+        b = 2
+    new = value + b if op == "+" else value - b if op == "-" else value * b
+    return f"{value} {op} {b} = {new}.", new
+
+
+def make_arith(n: int, seed: int = 0, difficulty: int = 2, trap: float | None = None) -> list[dict]:
+    """``n`` problems as normalized records plus a ``solution`` (chain of thought ending in ``\\boxed{}``).
+
+    ``trap`` (the trap task): every record gets ``trap_answer``, the answer of the misconception that works a
+    "triples" step out as doubling (None when it is the right answer too, e.g. no such step), and each problem with such a step is
+    solved *with* the misconception with probability ``trap`` (its solution then ends in the trap answer; its
+    ``answer`` stays the right one). The problems are the same as without ``trap``: the coin has its own generator.
+    """
     if difficulty < 1:
         raise ValueError(f"difficulty must be >= 1, got {difficulty}")
+    if trap is not None and not 0.0 <= trap <= 1.0:
+        raise ValueError(f"trap must be a probability in [0, 1], got {trap}")
     rng = random.Random(f"arith-{seed}-{difficulty}")
+    coin = random.Random(f"arith-trap-{seed}-{difficulty}")
     max_operand = 5 * difficulty + 4
     records = []
     for i in range(n):
         name, item = rng.choice(NAMES), rng.choice(ITEMS)
-        value = rng.randint(1, max_operand)
+        start = value = rng.randint(1, max_operand)
         sentences = [f"{name} has {value} {item}."]
-        lines = [f"{name} starts with {value}."]
+        ops = []
         for _ in range(rng.randint(1, difficulty + 1)):
-            sentence, line, value = _step(rng, name, value, max_operand)
+            sentence, op, b = _step(rng, name, value, max_operand)
+            value = _apply(value, op, b)[1]
             sentences.append(sentence)
-            lines.append(line)
+            ops.append((op, b))
         sentences.append(f"How many {item} does {name} have now?")
-        lines.append(f"The answer is \\boxed{{{value}}}.")
-        records.append({
+        has_trap = ("*", 3) in ops
+        trapped = trap is not None and has_trap and coin.random() < trap
+        lines, value = _chain(start, ops, trapped)
+        lines = [f"{name} starts with {start}.", *lines, f"The answer is \\boxed{{{value}}}."]
+        record = {
             "id": f"arith-{seed}-{difficulty}-{i}",
             "prompt": " ".join(sentences),
-            "answer": str(value),
+            "answer": str(_chain(start, ops, False)[1]),
             "solution": " ".join(lines),
             "source": "negtune/arith",
-        })
+        }
+        if trap is not None:
+            wrong = str(_chain(start, ops, True)[1])
+            record["trap_answer"] = wrong if wrong != record["answer"] else None
+        records.append(record)
     return records
+
+
+def _chain(value: int, ops: list[tuple[str, int]], trapped: bool) -> tuple[list[str], int]:
+    """The chain-of-thought lines of ``ops`` applied to ``value``, and the result."""
+    lines = []
+    for op, b in ops:
+        line, value = _apply(value, op, b, trapped)
+        lines.append(line)
+    return lines, value
 
 
 def check_arith(completion: str, answer: str) -> bool:

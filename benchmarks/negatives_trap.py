@@ -1,0 +1,278 @@
+"""The trap task: negatives against the positives alone when the base model prefers one systematic wrong answer.
+
+    python benchmarks/negatives_trap.py [--seeds 0,1,2,3,4] [--tune-seed 100] [--lrs 1e-5,3e-5,1e-4,3e-4,1e-3]
+        [--steps 64] [--batch 16] [--prompts 128] [--eval 200] [--trap 0.8] [--trap-steps 300] [--work DIR]
+
+The claim this tests (issue 15; QCRD, Wang et al. 2024; "Don't Say That!", Welleck et al. 2019): when the model
+has a misconception, its wrong rationales carry information its right ones do not (what not to say), so
+training on both beats training on the right ones alone.
+
+The trap: the tiny arithmetic model (warm-started on difficulty 2, shared with ``negatives_rlvr.py``) is
+fine-tuned ``--trap-steps`` more steps (lr 1e-3, batch 32) on 4000 difficulty-2 problems of which every one
+with a "triples" step is solved by *doubling* with probability ``--trap`` (``make_arith(trap=...)``): the
+model then prefers the trap answer on such problems, and still samples the right one now and then.
+
+Per seed s: that model samples 8 rationales at temperature 1 for each of ``--prompts`` trap problems
+(difficulty 2, each with a "triples" step whose doubling changes the answer; drawn with seed s); ``negtune
+rollout`` labels them. Every variant trains the full model on that rollout from the trap model, ``--steps``
+steps of ``--batch`` rows:
+
+- ``sft``: the right rationales alone, next-token NLL (the unlikelihood trainer with alpha 0);
+- ``unlikelihood``: the same plus token-level unlikelihood on the wrong ones (alpha 1, Welleck et al.);
+- ``qcrd_pos``: QCRD's objective without its negatives (gold-answer NLL + right rationales; no negative
+  term, discriminator or self-adversarial samples): the positives-only distillation of the same trainer;
+- ``qcrd``: QCRD as negtune implements it (registry defaults: the negative hinge at delta 3, the online
+  discriminator, self-adversarial negatives from a 5-snapshot-old student);
+- ``nft_offline`` / ``rft_offline``: NFT and rejection-sampling fine-tuning on the same rollout (registry
+  defaults; NFT drops the groups whose samples are all right or all wrong, RFT trains on the right ones).
+
+A rollout with no right rationale (possible at smoke size) leaves the positives-only variants at the trap model.
+
+Evaluation: ``negtune eval math`` on ``--eval`` held-out trap problems (fixed, seed 4242), 8 samples at
+temperature 0.6 / top-p 0.95: avg@8, pass@8 and where the samples end (``answer_shares``: the trap answer,
+wrong arithmetic in a worked line, an answer with no worked line, no answer). Equal tuning: every variant gets
+the same learning-rate grid, chosen on a separate tuning seed by avg@8. Resumable under ``--work``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+
+from common import (
+    Run,
+    add_comparison_args,
+    avg8_summary,
+    comparison_base,
+    comparison_plan,
+    difference_bullets,
+    parser,
+    section,
+    tuned_runs,
+    write_result,
+)
+from negatives_rlvr import evaluate
+
+N = 8
+VARIANTS = {  # method in the registry, config overrides, trained on the positives alone
+    "sft": ("unlikelihood", {"alpha": 0.0}, True),
+    "unlikelihood": ("unlikelihood", {"alpha": 1.0}, False),
+    "qcrd_pos": ("contrastive", {"alpha_neg": 0.0, "use_discriminator": False, "self_adversarial": False}, True),
+    "qcrd": ("contrastive", {}, False),
+    "nft_offline": ("nft_offline", {}, False),
+    "rft_offline": ("rft_offline", {}, False),
+}
+RUNS = (
+    Run("negatives_trap", full=("--seeds", "0,1,2,3,4"),
+        quick=("--seeds", "0,1", "--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30",
+               "--trap-steps", "5")),
+)
+
+
+def trap_problems(work: Path, name: str, n: int, seed: int) -> str:
+    """``n`` difficulty-2 problems whose "triples" step, worked out as doubling, gives a wrong answer (their
+    ``trap_answer``), as a jsonl file under ``work``."""
+    from negtune.data.io import write_jsonl
+    from negtune.data.tasks import make_arith
+
+    path = work / f"{name}.jsonl"
+    if not path.exists():
+        pool = 10 * n + 100  # about a fifth of the problems are trap problems
+        rows = list({r["prompt"]: r for r in make_arith(pool, seed=seed, difficulty=2, trap=0.0)
+                     if r["trap_answer"]}.values())[:n]  # one row per distinct problem
+        if len(rows) < n:
+            raise RuntimeError(f"only {len(rows)} trap problems among {pool} (seed {seed})")
+        write_jsonl(path, rows)
+    return str(path)
+
+
+def trap_model(root: Path, start: str, trap: float, steps: int) -> str:
+    """``start`` fine-tuned ``steps`` steps on arithmetic solved with the misconception at rate ``trap``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from negtune.data.tasks import make_arith
+    from negtune.models.tiny import encode_sft, sft_steps
+
+    path = root / f"trap{trap:g}-{steps}steps"
+    if not (path / "config.json").exists():
+        tok = AutoTokenizer.from_pretrained(start)
+        model = AutoModelForCausalLM.from_pretrained(start, dtype=torch.float32)
+        rows = make_arith(4000, seed=500, difficulty=2, trap=trap)
+        sft_steps(model, tok, [encode_sft(tok, r["prompt"], r["solution"]) for r in rows], steps, lr=1e-3, seed=0)
+        model.save_pretrained(path, safe_serialization=True)
+        tok.save_pretrained(path)
+    return str(path)
+
+
+LINE = re.compile(r"(-?\d+) ([+*-]) (-?\d+) = (-?\d+)\.")
+OPS = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
+
+
+def answer_shares(eval_dir: Path, eval_file: str) -> dict:
+    """Where an evaluation's samples end, as shares of all samples: the trap answer (``trap_rate``); no final
+    answer (``no_answer_rate``); a final answer with no worked line before it (``answer_only_rate``); a
+    worked line whose arithmetic is wrong, "4 + 9 = 16." (``arith_error_rate``)."""
+    from negtune.data.io import read_rows
+
+    traps = {r["id"]: r["trap_answer"] for r in read_rows(eval_file)}
+    counts = dict.fromkeys(("trap_rate", "no_answer_rate", "answer_only_rate", "arith_error_rate"), 0)
+    total = 0
+    for rec in read_rows(eval_dir / "samples.jsonl"):
+        for text, answer in zip(rec["completions"], rec["extracted"]):
+            lines = LINE.findall(text)
+            counts["trap_rate"] += answer is not None and str(answer).strip() == traps[rec["id"]]
+            counts["no_answer_rate"] += answer is None
+            counts["answer_only_rate"] += answer is not None and not lines
+            counts["arith_error_rate"] += any(OPS[op](int(x), int(y)) != int(z) for x, op, y, z in lines)
+            total += 1
+    return {k: v / total for k, v in counts.items()}
+
+
+def score(model: str, out: Path, eval_file: str) -> dict:
+    return {**evaluate(model, out, eval_file, engine="hf"), **answer_shares(out, eval_file)}
+
+
+def rollout(work: Path, base: str, seed: int, a) -> tuple[str, dict]:
+    """The labeled rollout of seed ``seed`` (made once; every variant trains on it)."""
+    from negtune.data.io import read_rows
+    from negtune.data.schema import read_labeled
+    from negtune.rollout.stage import RolloutConfig, rollout_and_verify
+
+    out = work / f"seed{seed}" / "rollout"
+    train_file = trap_problems(work, f"train-seed{seed}", a.prompts, 1000 + seed)
+    if (out / "stats.json").exists():  # finished: read it without taking the folder's lock (parallel runs)
+        stats = json.loads((out / "stats.json").read_text())
+    else:
+        _, stats = rollout_and_verify(RolloutConfig(model=base, dataset=train_file, out=str(out), n=N, temperature=1.0,
+                                                    max_new_tokens=96, seed=seed, engine="hf", verify_workers=0),
+                                      progress=False)
+    traps = {r["id"]: r["trap_answer"] for r in read_rows(train_file)}
+    rows = read_labeled(out)
+    trapped = sum(str(r["extracted"]).strip() == traps[json.loads(r["meta"])["id"]] for r in rows if not r["label"])
+    return str(out), {**{k: stats[k] for k in ("pass@1", "positives", "negatives")}, "trap_negatives": trapped}
+
+
+def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a) -> dict:
+    from transformers import AutoTokenizer
+
+    from negtune import methods
+    from negtune.data.schema import read_labeled
+
+    run = work / f"seed{seed}" / f"{variant}-lr{lr:g}"
+    done = run / "run.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    data, rollout_stats = rollout(work, base, seed, a)
+    method, overrides, positives_only = VARIANTS[variant]
+    rows = read_labeled(data)
+    if positives_only:
+        rows = [r for r in rows if r["label"]]
+    spec = methods.get(method)
+    model, t0 = str(run / "model"), time.monotonic()
+    if rows:
+        args = spec.make_config(output_dir=model, max_steps=a.steps, per_device_train_batch_size=a.batch,
+                                learning_rate=lr, seed=seed, use_cpu=True, save_strategy="no", report_to="none",
+                                disable_tqdm=True, logging_steps=10_000, **overrides)
+        trainer = spec.trainer_class(base, args, train_dataset=rows if spec.family == "labeled" else data,
+                                     processing_class=AutoTokenizer.from_pretrained(base))
+        trainer.train()
+        trainer.save_model()
+    else:  # no right rationale in this rollout: training on the positives alone leaves the trap model as it is
+        model = base
+    result = {"variant": variant, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
+              "rollout": rollout_stats, "trained_on": len(rows) if spec.family == "labeled" else None,
+              "eval": score(model, run / "eval", a.eval_file)}
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def results_section(r: dict) -> str:
+    from negtune.evaluation.stats import format_difference
+
+    s = r["settings"]
+    trap_bullets = [f"- {k.replace(':', ' - ')}, trap rate: {format_difference(d)}" for k, d in r["trap_differences"].items()]
+    rows = [[v, f"{t['lr']:g}", ", ".join(f"{x:.3f}" for x in t["per_seed"]), f"{t['mean']:.3f}",
+             f"{t['mean_pass8']:.3f}", f"{t['mean_trap']:.3f}", f"{t['mean_arith_error_rate']:.3f}",
+             f"{t['mean_answer_only_rate']:.3f}", f"{t['mean_no_answer_rate']:.3f}"]
+            for v, t in r["methods"].items()]
+    ro = r["rollout"]
+    return section(
+        "Negatives on a trap task: a misconception the base prefers, avg@8 (`benchmarks/negatives_trap.py`)",
+        f"The tiny arithmetic model fine-tuned {s['trap_steps']} steps on arithmetic whose \"triples\" steps are "
+        f"worked out by doubling {s['trap']:.0%} of the time. Per seed, one labeled rollout: {s['prompts']} trap "
+        f"problems x {N} rationales at temperature 1 (mean over seeds: pass@1 {ro['pass@1']:.3f}, "
+        f"{ro['positives']:.0f} right, {ro['negatives']:.0f} wrong, {ro['trap_negatives']:.0f} of them the trap "
+        f"answer). Every variant trains the full model on it, {s['steps']} steps of {s['batch']} rows: `sft` the "
+        "right rationales (NLL); `unlikelihood` plus token-level unlikelihood on the wrong ones; `qcrd_pos` QCRD's "
+        "objective on the right rationales and gold answers alone; `qcrd` QCRD with its negatives, discriminator "
+        "and self-adversarial samples; `nft_offline` / `rft_offline` NFT and rejection-sampling fine-tuning on the "
+        f"same rollout. Learning rate per variant from {s['lrs']} on tuning seed "
+        f"{s['tune_seed']} by avg@8; evaluated on {s['eval']} held-out trap problems (8 samples, temperature "
+        f"0.6). Trap model: avg@8 {r['base']['avg@8']:.3f}, pass@8 {r['base']['pass@8']:.3f}, trap rate "
+        f"{r['base']['trap_rate']:.3f}, wrong arithmetic {r['base']['arith_error_rate']:.3f} (before the trap "
+        f"fine-tune: avg@8 {r['start']['avg@8']:.3f}, trap rate {r['start']['trap_rate']:.3f}, wrong arithmetic "
+        f"{r['start']['arith_error_rate']:.3f}). Shares of all samples: the trap answer; a worked line with wrong "
+        "arithmetic (\"4 + 9 = 16.\"); a final answer with no worked line (\"answer only\"); no final answer. "
+        f"Seeds {r['seeds']}.",
+        ["variant", "lr", "avg@8 per seed", "avg@8 mean", "pass@8 mean", "trap answer", "wrong arithmetic",
+         "answer only", "no answer"], rows,
+        "\n".join(difference_bullets(r) + trap_bullets) + f"\n\nTuning scores (avg@8): {r['tuning']}. Training time summed over "
+        f"all runs, tuning included: {r['train_seconds']:.0f} s; this invocation {r['seconds']:.0f} s (finished "
+        "runs are kept and reused).")
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    add_comparison_args(ap, VARIANTS, "1e-5,3e-5,1e-4,3e-4,1e-3",
+                        "qcrd:qcrd_pos,qcrd:sft,unlikelihood:sft,nft_offline:rft_offline", "negatives_trap")
+    ap.set_defaults(steps=64)
+    ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed (8 samples each)")
+    ap.add_argument("--trap", type=float, default=0.8, help="share of the trap fine-tune's triples steps doubled")
+    ap.add_argument("--trap-steps", type=int, default=300, help="steps of the trap fine-tune")
+    a = ap.parse_args()
+    t0 = time.monotonic()
+    seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
+
+    from negtune.evaluation.stats import paired_difference
+    from negtune.utils import threads
+
+    threads.configure()
+    work = Path(a.work) / (f"trap{a.trap:g}-{a.trap_steps}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
+                           f"{'-smoke' if a.warm_s or a.base else ''}")
+    work.mkdir(parents=True, exist_ok=True)
+    start = comparison_base(a)
+    base = trap_model(work, start, a.trap, a.trap_steps)
+    a.eval_file = trap_problems(work, "eval", a.eval, 4242)
+    start_eval = score(start, work / "eval-start", a.eval_file)
+    base_eval = score(base, work / "eval-base", a.eval_file)
+    tuning, chosen, tuned, runs = tuned_runs(variants, lrs, seeds, a.tune_seed,
+                                             lambda v, lr, s: train_and_eval(work, base, v, lr, s, a))
+    table = avg8_summary(runs, chosen)
+    for v, rs in runs.items():  # (read from the kept samples: runs made before a share was tracked have it too)
+        shares = [answer_shares(work / f"seed{r['seed']}" / f"{v}-lr{r['lr']:g}" / "eval", a.eval_file) for r in rs]
+        table[v]["trap_per_seed"] = [x["trap_rate"] for x in shares]
+        table[v]["mean_trap"] = statistics.fmean(table[v]["trap_per_seed"])
+        for k in ("no_answer_rate", "answer_only_rate", "arith_error_rate"):
+            table[v][f"mean_{k}"] = statistics.fmean(x[k] for x in shares)
+    first = next(iter(runs.values()))
+    everything = tuned + [r for rs in runs.values() for r in rs]
+    write_result({"benchmark": "negatives_trap", "seeds": seeds,
+                  "settings": {"trap": a.trap, "trap_steps": a.trap_steps, "steps": a.steps, "batch": a.batch,
+                               "prompts": a.prompts, "eval": a.eval, "lrs": lrs, "tune_seed": a.tune_seed},
+                  "start": start_eval, "base": base_eval,
+                  "rollout": {k: statistics.fmean(r["rollout"][k] for r in first) for k in first[0]["rollout"]},
+                  "tuning": tuning, "methods": table,
+                  "differences": {f"{x}:{y}": paired_difference(table[x]["per_seed"], table[y]["per_seed"])
+                                  for x, y in pairs},
+                  "trap_differences": {f"{x}:{y}": paired_difference(table[x]["trap_per_seed"],
+                                                                     table[y]["trap_per_seed"]) for x, y in pairs},
+                  "train_seconds": round(sum(r["train_s"] for r in everything), 1),
+                  "seconds": round(time.monotonic() - t0, 1)}, a.json)
+
+
+if __name__ == "__main__":
+    main()
