@@ -19,6 +19,8 @@ steps of ``--batch`` rows:
 
 - ``sft``: the right rationales alone, next-token NLL (the unlikelihood trainer with alpha 0);
 - ``unlikelihood``: the same plus token-level unlikelihood on the wrong ones (alpha 1, Welleck et al.);
+- ``unlikelihood_a0.1``: the same at alpha 0.1 (an ablation added after the first results: does a smaller push
+  on the wrong rationales keep the trap's removal without breaking the arithmetic they share with right ones?);
 - ``qcrd_pos``: QCRD's objective without its negatives (gold-answer NLL + right rationales; no negative
   term, discriminator or self-adversarial samples): the positives-only distillation of the same trainer;
 - ``qcrd``: QCRD as negtune implements it (registry defaults: the negative hinge at delta 3, the online
@@ -60,6 +62,8 @@ N = 8
 VARIANTS = {  # method in the registry, config overrides, trained on the positives alone
     "sft": ("unlikelihood", {"alpha": 0.0}, True),
     "unlikelihood": ("unlikelihood", {"alpha": 1.0}, False),
+    # an ablation chosen after the first results (a second look): the negatives' weight cut to about NFT's
+    "unlikelihood_a0.1": ("unlikelihood", {"alpha": 0.1}, False),
     "qcrd_pos": ("contrastive", {"alpha_neg": 0.0, "use_discriminator": False, "self_adversarial": False}, True),
     "qcrd": ("contrastive", {}, False),
     "nft_offline": ("nft_offline", {}, False),
@@ -207,7 +211,8 @@ def results_section(r: dict) -> str:
         f"problems x {N} rationales at temperature 1 (mean over seeds: pass@1 {ro['pass@1']:.3f}, "
         f"{ro['positives']:.0f} right, {ro['negatives']:.0f} wrong, {ro['trap_negatives']:.0f} of them the trap "
         f"answer). Every variant trains the full model on it, {s['steps']} steps of {s['batch']} rows: `sft` the "
-        "right rationales (NLL); `unlikelihood` plus token-level unlikelihood on the wrong ones; `qcrd_pos` QCRD's "
+        "right rationales (NLL); `unlikelihood` plus token-level unlikelihood on the wrong ones (`unlikelihood_a0.1`: "
+        "their weight 0.1, an ablation added after the first results); `qcrd_pos` QCRD's "
         "objective on the right rationales and gold answers alone; `qcrd` QCRD with its negatives, discriminator "
         "and self-adversarial samples; `nft_offline` / `rft_offline` NFT and rejection-sampling fine-tuning on the "
         f"same rollout. Learning rate per variant from {s['lrs']} on tuning seed "
@@ -228,7 +233,8 @@ def results_section(r: dict) -> str:
 def main() -> None:
     ap = parser(__doc__)
     add_comparison_args(ap, VARIANTS, "1e-5,3e-5,1e-4,3e-4,1e-3",
-                        "qcrd:qcrd_pos,qcrd:sft,unlikelihood:sft,nft_offline:rft_offline", "negatives_trap")
+                        "qcrd:qcrd_pos,qcrd:sft,unlikelihood:sft,unlikelihood_a0.1:sft,nft_offline:rft_offline",
+                        "negatives_trap")
     ap.set_defaults(steps=64)
     ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed (8 samples each)")
     ap.add_argument("--trap", type=float, default=0.8, help="share of the trap fine-tune's triples steps doubled")

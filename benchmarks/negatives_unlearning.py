@@ -111,17 +111,23 @@ def base_models(work: Path, seed: int, facts_steps: int) -> dict:
     return {**base, "start": evaluate(full, root / "eval-full", base, base["retain_log"])}
 
 
-def subset_base(a, work: Path, seed: int) -> dict:
-    """SmolLM2-TOFU, its retain model and their evaluations, shared by every seed; the seed's runs in its folder."""
+def subset_base(a, work: Path):
+    """SmolLM2-TOFU, its retain model and their evaluations, built (or read back) once and shared by every seed;
+    returns ``for_seed(seed)``, the base with the seed's own folder for its runs."""
     shared = negtune_base(a, Path(a.base_work))
-    root = work / f"seed{seed}"
-    root.mkdir(parents=True, exist_ok=True)
-    base = {"root": root, "tofu": shared["root"], "full": shared["model"]["negtune"], "forget": "forget01",
+    base = {"tofu": shared["root"], "full": shared["model"]["negtune"], "forget": "forget01",
             "eval": {"forget_split": "forget01", "max_new_tokens": a.max_new_tokens},
             "retain_log": shared["retain_log"]["negtune"]}
     home, t = shared["home"], f"t{a.max_new_tokens}"  # the evaluations negtune_base made, read back (not rerun)
     base["retain"] = evaluate(home / "retain", home / f"eval-negtune-retain-{t}", base, None)
-    return {**base, "start": evaluate(base["full"], home / f"eval-negtune-full-{t}", base, base["retain_log"])}
+    base["start"] = evaluate(base["full"], home / f"eval-negtune-full-{t}", base, base["retain_log"])
+
+    def for_seed(seed: int) -> dict:
+        root = work / f"seed{seed}"
+        root.mkdir(parents=True, exist_ok=True)
+        return {**base, "root": root}
+
+    return for_seed
 
 
 def evaluate(model: Path, out: Path, base: dict, retain_log: str | None) -> dict:
@@ -350,6 +356,11 @@ def main() -> None:
     if a.tune_seed in seeds:
         ap.error("--tune-seed must not be an evaluation seed")
     methods, lrs = a.methods.split(","), [float(x) for x in a.lrs.split(",")]
+
+    from negtune.evaluation.stats import paired_difference
+    from negtune.utils import threads
+
+    threads.configure()  # negtune's policy: the free cores, adapted while it runs
     if a.base == "synthetic":
         work = Path(a.work) / f"facts{a.facts_steps}-steps{a.steps}-every{a.eval_every}"
         make_base = lambda seed: base_models(work, seed, a.facts_steps)  # noqa: E731
@@ -358,12 +369,8 @@ def main() -> None:
 
         home = subset_home(a, Path(a.base_work)).name
         work = Path(a.work) / f"{home}-t{a.max_new_tokens}-steps{a.steps}-every{a.eval_every}-{a.full_eval}"
-        make_base = lambda seed: subset_base(a, work, seed)  # noqa: E731
+        make_base = subset_base(a, work)
 
-    from negtune.evaluation.stats import paired_difference
-    from negtune.utils import threads
-
-    threads.configure()  # negtune's policy: the free cores, adapted while it runs
     tune_base = make_base(a.tune_seed)
     level = tune_base["retain"]["forget_prob"]
     tuning, chosen, spent = {}, {}, []

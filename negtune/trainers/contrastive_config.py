@@ -27,7 +27,9 @@ class ContrastiveRationaleConfig(GoldfishFields, TrainingArguments):
 
     method: str = field(default="contrastive", metadata={"help": "fixed: lets a recipe name its method"})
     delta: float = field(default=3.0, metadata={"help": "margin: a negative's NLL is raised up to delta only"})
-    alpha_answer: float = field(default=0.5, metadata={"help": "a1: weight of the gold-answer NLL"})
+    alpha_answer: float = field(default=0.5, metadata={
+        "help": "a1: weight of the gold-answer NLL (the target is \\boxed{answer} alone: on a chain-of-thought model "
+                "it also teaches answering with no worked steps; benchmarks/negatives_trap.py measures it)"})
     alpha_pos: float = field(default=0.5, metadata={"help": "a2: weight of the positive-rationale NLL"})
     alpha_neg: float = field(default=0.5, metadata={"help": "a3: weight of the negative margin term"})
     neg_decay: float = field(default=0.9, metadata={"help": "a3 is multiplied by this once per epoch"})
