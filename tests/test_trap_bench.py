@@ -55,3 +55,24 @@ def test_negatives_trap_smoke(tiny_model_dir, tmp_path):
     assert "qcrd - qcrd_pos, avg@8" in text and "qcrd - qcrd_pos, trap rate" in text
     assert r["methods"]["qcrd"]["mean_arith_error_rate"] >= 0 and r["methods"]["qcrd"]["trap_per_seed"][0] == next(
         json.loads(p.read_text())["eval"]["trap_rate"] for p in runs if "seed0/qcrd-" in str(p))
+
+
+def test_answer_shares_by_hand(tmp_path):
+    """Where samples end, on five hand-written completions of one trap problem (7 tripled + 2 = 23; doubled: 16)."""
+    import negatives_trap
+
+    from negtune.data.io import write_jsonl
+
+    write_jsonl(tmp_path / "eval.jsonl", [{"id": "p", "prompt": "q", "answer": "23", "trap_answer": "16"}])
+    completions = {
+        "Sam starts with 7. 7 * 3 = 21. 21 + 2 = 23. The answer is \\boxed{23}.": "23",  # right
+        "Sam starts with 7. 7 * 2 = 14. 14 + 2 = 16. The answer is \\boxed{16}.": "16",  # the trap, sound arithmetic
+        "Sam starts with 7. 7 * 3 = 21. 21 + 2 = 24. The answer is \\boxed{24}.": "24",  # wrong arithmetic
+        "The answer is \\boxed{16}.": "16",  # the trap with no worked line
+        "Sam starts with 7. 7 * 3 = 21.": None,  # no answer
+    }
+    (tmp_path / "eval").mkdir()
+    write_jsonl(tmp_path / "eval" / "samples.jsonl", [{"id": "p", "completions": list(completions),
+                                                       "extracted": list(completions.values())}])
+    shares = negatives_trap.answer_shares(tmp_path / "eval", str(tmp_path / "eval.jsonl"))
+    assert shares == {"trap_rate": 2 / 5, "no_answer_rate": 1 / 5, "answer_only_rate": 1 / 5, "arith_error_rate": 1 / 5}
