@@ -21,6 +21,8 @@ steps of ``--batch`` rows:
 - ``unlikelihood``: the same plus token-level unlikelihood on the wrong ones (alpha 1, Welleck et al.);
 - ``unlikelihood_a0.1``: the same at alpha 0.1 (an ablation added after the first results: does a smaller push
   on the wrong rationales keep the trap's removal without breaking the arithmetic they share with right ones?);
+- ``unlikelihood_mixed``: alpha 1 on the prompts with both a right and a wrong sample only, the ones NFT keeps (a
+  second ablation after the first results: do the negatives of prompts with no right sample do the damage?);
 - ``qcrd_pos``: QCRD's objective without its negatives (gold-answer NLL + right rationales; no negative
   term, discriminator or self-adversarial samples): the positives-only distillation of the same trainer;
 - ``qcrd``: QCRD as negtune implements it (registry defaults: the negative hinge at delta 3, the online
@@ -28,7 +30,7 @@ steps of ``--batch`` rows:
 - ``nft_offline`` / ``rft_offline``: NFT and rejection-sampling fine-tuning on the same rollout (registry
   defaults; NFT drops the groups whose samples are all right or all wrong, RFT trains on the right ones).
 
-A rollout with no right rationale (possible at smoke size) leaves the positives-only variants at the trap model.
+A rollout with no right rationale (possible at smoke size) leaves the variants with no rows at the trap model.
 
 Evaluation: ``negtune eval math`` on ``--eval`` held-out trap problems (fixed, seed 4242), 8 samples at
 temperature 0.6 / top-p 0.95: avg@8, pass@8 and where the samples end (``answer_shares``: the trap answer,
@@ -59,15 +61,18 @@ from common import (
 from negatives_rlvr import evaluate
 
 N = 8
-VARIANTS = {  # method in the registry, config overrides, trained on the positives alone
-    "sft": ("unlikelihood", {"alpha": 0.0}, True),
-    "unlikelihood": ("unlikelihood", {"alpha": 1.0}, False),
-    # an ablation chosen after the first results (a second look): the negatives' weight cut to about NFT's
-    "unlikelihood_a0.1": ("unlikelihood", {"alpha": 0.1}, False),
-    "qcrd_pos": ("contrastive", {"alpha_neg": 0.0, "use_discriminator": False, "self_adversarial": False}, True),
-    "qcrd": ("contrastive", {}, False),
-    "nft_offline": ("nft_offline", {}, False),
-    "rft_offline": ("rft_offline", {}, False),
+VARIANTS = {  # method in the registry, config overrides, the rows it trains on (all, positives, mixed)
+    "sft": ("unlikelihood", {"alpha": 0.0}, "positives"),
+    "unlikelihood": ("unlikelihood", {"alpha": 1.0}, "all"),
+    # ablations chosen after the first results (a second look): the negatives' weight cut to about NFT's; the
+    # negatives of prompts with a right sample only (the prompts NFT keeps)
+    "unlikelihood_a0.1": ("unlikelihood", {"alpha": 0.1}, "all"),
+    "unlikelihood_mixed": ("unlikelihood", {"alpha": 1.0}, "mixed"),
+    "qcrd_pos": ("contrastive", {"alpha_neg": 0.0, "use_discriminator": False, "self_adversarial": False},
+                 "positives"),
+    "qcrd": ("contrastive", {}, "all"),
+    "nft_offline": ("nft_offline", {}, "all"),
+    "rft_offline": ("rft_offline", {}, "all"),
 }
 RUNS = (
     Run("negatives_trap", full=("--seeds", "0,1,2,3,4"),
@@ -171,10 +176,12 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
     if done.exists():
         return json.loads(done.read_text())
     data, rollout_stats = rollout(work, base, seed, a)
-    method, overrides, positives_only = VARIANTS[variant]
+    method, overrides, keep = VARIANTS[variant]
     rows = read_labeled(data)
-    if positives_only:
+    if keep == "positives":
         rows = [r for r in rows if r["label"]]
+    elif keep == "mixed":  # the prompts with a right and a wrong sample
+        rows = [r for r in rows if 0.0 < r["group_pass_rate"] < 1.0]
     spec = methods.get(method)
     model, t0 = str(run / "model"), time.monotonic()
     if rows:
@@ -185,7 +192,7 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
                                      processing_class=AutoTokenizer.from_pretrained(base))
         trainer.train()
         trainer.save_model()
-    else:  # no right rationale in this rollout: training on the positives alone leaves the trap model as it is
+    else:  # nothing to train on (no right rationale in this rollout): the variant is the trap model as it is
         model = base
     result = {"variant": variant, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
               "rollout": rollout_stats, "trained_on": len(rows) if spec.family == "labeled" else None,
@@ -212,7 +219,8 @@ def results_section(r: dict) -> str:
         f"{ro['positives']:.0f} right, {ro['negatives']:.0f} wrong, {ro['trap_negatives']:.0f} of them the trap "
         f"answer). Every variant trains the full model on it, {s['steps']} steps of {s['batch']} rows: `sft` the "
         "right rationales (NLL); `unlikelihood` plus token-level unlikelihood on the wrong ones (`unlikelihood_a0.1`: "
-        "their weight 0.1, an ablation added after the first results); `qcrd_pos` QCRD's "
+        "their weight 0.1; `unlikelihood_mixed`: only the prompts with a right and a wrong sample; ablations added "
+        "after the first results); `qcrd_pos` QCRD's "
         "objective on the right rationales and gold answers alone; `qcrd` QCRD with its negatives, discriminator "
         "and self-adversarial samples; `nft_offline` / `rft_offline` NFT and rejection-sampling fine-tuning on the "
         f"same rollout. Learning rate per variant from {s['lrs']} on tuning seed "
@@ -233,7 +241,8 @@ def results_section(r: dict) -> str:
 def main() -> None:
     ap = parser(__doc__)
     add_comparison_args(ap, VARIANTS, "1e-5,3e-5,1e-4,3e-4,1e-3",
-                        "qcrd:qcrd_pos,qcrd:sft,unlikelihood:sft,unlikelihood_a0.1:sft,nft_offline:rft_offline",
+                        "qcrd:qcrd_pos,qcrd:sft,unlikelihood:sft,unlikelihood_a0.1:sft,unlikelihood_mixed:sft,"
+                        "nft_offline:rft_offline",
                         "negatives_trap")
     ap.set_defaults(steps=64)
     ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed (8 samples each)")

@@ -25,21 +25,23 @@ def test_negatives_trap_smoke(tiny_model_dir, tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
-    assert set(r["methods"]) == {"sft", "unlikelihood", "unlikelihood_a0.1", "qcrd_pos", "qcrd", "nft_offline",
-                                 "rft_offline"}
-    pairs = {"qcrd:qcrd_pos", "qcrd:sft", "unlikelihood:sft", "unlikelihood_a0.1:sft", "nft_offline:rft_offline"}
+    assert set(r["methods"]) == {"sft", "unlikelihood", "unlikelihood_a0.1", "unlikelihood_mixed", "qcrd_pos", "qcrd",
+                                 "nft_offline", "rft_offline"}
+    pairs = {"qcrd:qcrd_pos", "qcrd:sft", "unlikelihood:sft", "unlikelihood_a0.1:sft", "unlikelihood_mixed:sft",
+             "nft_offline:rft_offline"}
     assert set(r["differences"]) == set(r["trap_differences"]) == pairs and r["differences"]["qcrd:sft"]["n"] == 1
     assert len(list(tmp_path.rglob("trap*steps/config.json"))) == 1
     problems = [json.loads(x) for x in next(tmp_path.rglob("eval.jsonl")).read_text().splitlines()]
     assert len(problems) == 4 and all(p["trap_answer"] not in (None, p["answer"]) for p in problems)
     runs = sorted(tmp_path.rglob("run.json"))
-    assert len(runs) == 14  # 7 variants x (tuning seed + 1 seed)
+    assert len(runs) == 16  # 8 variants x (tuning seed + 1 seed)
     for run in runs:
         result = json.loads(run.read_text())
-        labels = [row["label"] for row in read_labeled(run.parent.parent / "rollout")]
-        positives_only = result["variant"] in ("sft", "qcrd_pos")
-        offline_rlvr = result["variant"].endswith("_offline")  # reads the rollout folder itself
-        assert result["trained_on"] == (None if offline_rlvr else sum(labels) if positives_only else len(labels))
+        rows = read_labeled(run.parent.parent / "rollout")
+        expected = {"sft": sum(r["label"] for r in rows), "qcrd_pos": sum(r["label"] for r in rows),
+                    "unlikelihood_mixed": sum(0 < r["group_pass_rate"] < 1 for r in rows),
+                    "nft_offline": None, "rft_offline": None}  # (these two read the rollout folder themselves)
+        assert result["trained_on"] == expected.get(result["variant"], len(rows))
         samples = [json.loads(x) for x in (run.parent / "eval" / "samples.jsonl").read_text().splitlines()]
         traps = {p["id"]: p["trap_answer"] for p in problems}
         hits = sum(x == traps[s["id"]] for s in samples for x in s["extracted"])
