@@ -144,6 +144,18 @@ def comparison_base(a) -> str:
                       a.warm_s)
 
 
+def comparison_work(a, name: str) -> Path:
+    """A comparison's folder under ``--work``: ``name`` (the settings its runs depend on), with ``-smoke`` when the
+    base is capped (``--warm-s``) or given (``--base``), so smoke runs never reuse full ones; created, and negtune's
+    thread policy set for the runs."""
+    from negtune.utils import threads
+
+    threads.configure()
+    work = Path(a.work) / (name + ("-smoke" if a.warm_s or a.base else ""))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
 def tuned_runs(variants, lrs: list[float], seeds: list[int], tune_seed: int, run) -> tuple[dict, dict, list, dict]:
     """Every variant tuned on ``tune_seed`` by avg@8 (:func:`tune_learning_rates`), then run at its chosen rate on
     every evaluation seed: (tuning scores, chosen rates, tuning results, runs per variant); ``run(v, lr, seed)``."""

@@ -39,6 +39,7 @@ from common import (
     avg8_summary,
     comparison_base,
     comparison_plan,
+    comparison_work,
     difference_bullets,
     parser,
     section,
@@ -137,12 +138,7 @@ def main() -> None:
     seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
     from negtune.evaluation.stats import paired_difference
-    from negtune.utils import threads
-
-    threads.configure()
-    work = Path(a.work) / (f"d{a.difficulty}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
-                           f"{'-smoke' if a.warm_s or a.base else ''}")
-    work.mkdir(parents=True, exist_ok=True)
+    work = comparison_work(a, f"d{a.difficulty}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}")
     base = comparison_base(a)
     a.eval_file = problems(work, "eval", a.eval, 4242, a.difficulty)
     base_eval = evaluate(base, work / "eval-base", a.eval_file)

@@ -47,6 +47,7 @@ from common import (
     avg8_summary,
     comparison_base,
     comparison_plan,
+    comparison_work,
     difference_bullets,
     parser,
     section,
@@ -204,13 +205,8 @@ def main() -> None:
     seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
     from negtune.evaluation.stats import paired_difference
-    from negtune.utils import threads
-
-    threads.configure()
-    work = Path(a.work) / (f"p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
-                           f"{f'-student{a.student_steps}' if a.student_steps else ''}"
-                           f"{'-smoke' if a.warm_s or a.base else ''}")
-    work.mkdir(parents=True, exist_ok=True)
+    work = comparison_work(a, f"p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
+                              f"{f'-student{a.student_steps}' if a.student_steps else ''}")
     a.teacher = comparison_base(a)
     base = student_model(Path(a.work), a.student_steps) if a.student_steps else a.teacher
     a.eval_file = problems(work, "eval", a.eval, 4242, 2)

@@ -42,6 +42,7 @@ from common import (
     avg8_summary,
     comparison_base,
     comparison_plan,
+    comparison_work,
     difference_bullets,
     parser,
     section,
@@ -213,13 +214,8 @@ def main() -> None:
     seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
     from negtune.evaluation.stats import paired_difference
-    from negtune.utils import threads
-
-    threads.configure()
-    work = Path(a.work) / (f"n{a.train}-noise{a.noise:g}-steps{a.steps}-b{a.batch}-ref{a.ref_fraction:g}x"
-                           f"{a.ref_steps}-eval{a.eval}{'' if a.difficulty == 2 else f'-d{a.difficulty}'}"
-                           f"{'-smoke' if a.warm_s or a.base else ''}")
-    work.mkdir(parents=True, exist_ok=True)
+    work = comparison_work(a, f"n{a.train}-noise{a.noise:g}-steps{a.steps}-b{a.batch}-ref{a.ref_fraction:g}x"
+                              f"{a.ref_steps}-eval{a.eval}{'' if a.difficulty == 2 else f'-d{a.difficulty}'}")
     base = comparison_base(a)
     a.eval_file = problems(work, "eval", a.eval, 4242, a.difficulty)
     base_eval = evaluate(base, work / "eval-base", a.eval_file)

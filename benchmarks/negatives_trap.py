@@ -52,6 +52,7 @@ from common import (
     avg8_summary,
     comparison_base,
     comparison_plan,
+    comparison_work,
     difference_bullets,
     parser,
     section,
@@ -253,12 +254,7 @@ def main() -> None:
     seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
     from negtune.evaluation.stats import paired_difference
-    from negtune.utils import threads
-
-    threads.configure()
-    work = Path(a.work) / (f"trap{a.trap:g}-{a.trap_steps}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
-                           f"{'-smoke' if a.warm_s or a.base else ''}")
-    work.mkdir(parents=True, exist_ok=True)
+    work = comparison_work(a, f"trap{a.trap:g}-{a.trap_steps}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}")
     start = comparison_base(a)
     base = trap_model(work, start, a.trap, a.trap_steps)
     a.eval_file = trap_problems(work, "eval", a.eval, 4242)

@@ -70,12 +70,12 @@ def make_arith(n: int, seed: int = 0, difficulty: int = 2, trap: float | None = 
         sentences.append(f"How many {item} does {name} have now?")
         has_trap = ("*", 3) in ops
         trapped = trap is not None and has_trap and coin.random() < trap
-        lines, value = _chain(start, ops, trapped)
-        lines = [f"{name} starts with {start}.", *lines, f"The answer is \\boxed{{{value}}}."]
+        lines, written = _chain(start, ops, trapped)  # (the right chain unless trapped)
+        lines = [f"{name} starts with {start}.", *lines, f"The answer is \\boxed{{{written}}}."]
         record = {
             "id": f"arith-{seed}-{difficulty}-{i}",
             "prompt": " ".join(sentences),
-            "answer": str(_chain(start, ops, False)[1]),
+            "answer": str(value),
             "solution": " ".join(lines),
             "source": "negtune/arith",
         }
