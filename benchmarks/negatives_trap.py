@@ -41,7 +41,6 @@ the same learning-rate grid, chosen on a separate tuning seed by avg@8. Resumabl
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import time
 from pathlib import Path
@@ -62,6 +61,7 @@ from common import (
 from negatives_rlvr import evaluate
 
 N = 8
+PROBLEM_SEED, EVAL_SEED = 1000, 4242  # the first experiment's problem sets
 VARIANTS = {  # method in the registry, config overrides, the rows it trains on (all, positives, mixed)
     "sft": ("unlikelihood", {"alpha": 0.0}, "positives"),
     "unlikelihood": ("unlikelihood", {"alpha": 1.0}, "all"),
@@ -75,71 +75,59 @@ VARIANTS = {  # method in the registry, config overrides, the rows it trains on 
     "nft_offline": ("nft_offline", {}, "all"),
     "rft_offline": ("rft_offline", {}, "all"),
 }
+DESCRIPTIONS = {
+    "sft": "`sft` the right rationales (NLL)",
+    "unlikelihood": "`unlikelihood` plus token-level unlikelihood on the wrong ones",
+    "unlikelihood_a0.1": "`unlikelihood_a0.1` their weight 0.1 (an ablation added after the first results)",
+    "unlikelihood_mixed": "`unlikelihood_mixed` only the prompts with a right and a wrong sample (an ablation added "
+                          "after the first results)",
+    "qcrd_pos": "`qcrd_pos` QCRD's objective on the right rationales and gold answers alone",
+    "qcrd": "`qcrd` QCRD with its negatives, discriminator and self-adversarial samples",
+    "nft_offline": "`nft_offline` NFT on the same rollout",
+    "rft_offline": "`rft_offline` rejection-sampling fine-tuning on the same rollout",
+}
 RUNS = (
     Run("negatives_trap", full=("--seeds", "0,1,2,3,4"),
         quick=("--seeds", "0,1", "--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30",
                "--trap-steps", "5")),
+    # the NFT - RFT result replicated on problems drawn afresh (rollouts and evaluation), at the learning rate
+    # the first run's grid chose for both; the same draws as `negtune demo`'s closing comparison
+    Run("negatives_trap_replication", full=("--methods", "nft_offline,rft_offline", "--compare",
+                                            "nft_offline:rft_offline", "--lrs", "1e-4", "--seeds", "1,2,3,4,5",
+                                            "--problem-seed", "2000", "--eval-seed", "3000"),
+        quick=("--methods", "nft_offline,rft_offline", "--compare", "nft_offline:rft_offline", "--seeds", "1",
+               "--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30", "--trap-steps", "5",
+               "--problem-seed", "2000", "--eval-seed", "3000")),
 )
 
 
 def trap_problems(work: Path, name: str, n: int, seed: int) -> str:
-    """``n`` difficulty-2 problems whose "triples" step, worked out as doubling, gives a wrong answer (their
-    ``trap_answer``), as a jsonl file under ``work``."""
+    """``n`` trap problems (``make_trap_problems``) as a jsonl file under ``work``."""
     from negtune.data.io import write_jsonl
-    from negtune.data.tasks import make_arith
+    from negtune.data.tasks import make_trap_problems
 
     path = work / f"{name}.jsonl"
     if not path.exists():
-        pool = 10 * n + 100  # about a fifth of the problems are trap problems
-        rows = list({r["prompt"]: r for r in make_arith(pool, seed=seed, difficulty=2, trap=0.0)
-                     if r["trap_answer"]}.values())[:n]  # one row per distinct problem
-        if len(rows) < n:
-            raise RuntimeError(f"only {len(rows)} trap problems among {pool} (seed {seed})")
-        write_jsonl(path, rows)
+        write_jsonl(path, make_trap_problems(n, seed))
     return str(path)
 
 
 def trap_model(root: Path, start: str, trap: float, steps: int) -> str:
     """``start`` fine-tuned ``steps`` steps on arithmetic solved with the misconception at rate ``trap``."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from negtune.data.tasks import make_arith
-    from negtune.models.tiny import encode_sft, sft_steps
+    from negtune.models.tiny import create_trap_model
 
     path = root / f"trap{trap:g}-{steps}steps"
     if not (path / "config.json").exists():
-        tok = AutoTokenizer.from_pretrained(start)
-        model = AutoModelForCausalLM.from_pretrained(start, dtype=torch.float32)
-        rows = make_arith(4000, seed=500, difficulty=2, trap=trap)
-        sft_steps(model, tok, [encode_sft(tok, r["prompt"], r["solution"]) for r in rows], steps, lr=1e-3, seed=0)
-        model.save_pretrained(path, safe_serialization=True)
-        tok.save_pretrained(path)
+        create_trap_model(path, start, trap, steps)
     return str(path)
 
 
-LINE = re.compile(r"(-?\d+) ([+*-]) (-?\d+) = (-?\d+)\.")
-OPS = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
-
-
 def answer_shares(eval_dir: Path, eval_file: str) -> dict:
-    """Where an evaluation's samples end, as shares of all samples: the trap answer (``trap_rate``); no final
-    answer (``no_answer_rate``); a final answer with no worked line before it (``answer_only_rate``); a
-    worked line whose arithmetic is wrong, "4 + 9 = 16." (``arith_error_rate``)."""
+    """Where an evaluation's samples end (``negtune.data.tasks.answer_shares``)."""
     from negtune.data.io import read_rows
+    from negtune.data.tasks import answer_shares as shares
 
-    traps = {r["id"]: r["trap_answer"] for r in read_rows(eval_file)}
-    counts = dict.fromkeys(("trap_rate", "no_answer_rate", "answer_only_rate", "arith_error_rate"), 0)
-    total = 0
-    for rec in read_rows(eval_dir / "samples.jsonl"):
-        for text, answer in zip(rec["completions"], rec["extracted"]):
-            lines = LINE.findall(text)
-            counts["trap_rate"] += answer is not None and str(answer).strip() == traps[rec["id"]]
-            counts["no_answer_rate"] += answer is None
-            counts["answer_only_rate"] += answer is not None and not lines
-            counts["arith_error_rate"] += any(OPS[op](int(x), int(y)) != int(z) for x, op, y, z in lines)
-            total += 1
-    return {k: v / total for k, v in counts.items()}
+    return shares(read_rows(eval_dir / "samples.jsonl"), {r["id"]: r["trap_answer"] for r in read_rows(eval_file)})
 
 
 def score(model: str, out: Path, eval_file: str) -> dict:
@@ -153,7 +141,7 @@ def rollout(work: Path, base: str, seed: int, a) -> tuple[str, dict]:
     from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
     out = work / f"seed{seed}" / "rollout"
-    train_file = trap_problems(work, f"train-seed{seed}", a.prompts, 1000 + seed)
+    train_file = trap_problems(work, f"train-seed{seed}", a.prompts, a.problem_seed + seed)
     if (out / "stats.json").exists():  # finished: read it without taking the folder's lock (parallel runs)
         stats = json.loads((out / "stats.json").read_text())
     else:
@@ -173,9 +161,15 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
     from negtune.data.schema import read_labeled
 
     run = work / f"seed{seed}" / f"{variant}-lr{lr:g}"
-    done = run / "run.json"
+    done = run / f"run{a.eval_tag}.json"
     if done.exists():
         return json.loads(done.read_text())
+    trained = sorted(run.glob("run*.json"))
+    if trained:  # trained and evaluated on another problem set: evaluate the kept model on this one
+        model = run / "model" if (run / "model" / "config.json").exists() else base  # (no rows: the trap model)
+        result = {**json.loads(trained[0].read_text()), "eval": score(str(model), run / f"eval{a.eval_tag}", a.eval_file)}
+        done.write_text(json.dumps(result, indent=1))
+        return result
     data, rollout_stats = rollout(work, base, seed, a)
     method, overrides, keep = VARIANTS[variant]
     rows = read_labeled(data)
@@ -197,7 +191,7 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
         model = base
     result = {"variant": variant, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
               "rollout": rollout_stats, "trained_on": len(rows) if spec.family == "labeled" else None,
-              "eval": score(model, run / "eval", a.eval_file)}
+              "eval": score(model, run / f"eval{a.eval_tag}", a.eval_file)}
     done.write_text(json.dumps(result, indent=1))
     return result
 
@@ -212,21 +206,19 @@ def results_section(r: dict) -> str:
              f"{t['mean_answer_only_rate']:.3f}", f"{t['mean_no_answer_rate']:.3f}"]
             for v, t in r["methods"].items()]
     ro = r["rollout"]
+    fresh = s.get("problem_seed", PROBLEM_SEED) != PROBLEM_SEED
     return section(
-        "Negatives on a trap task: a misconception the base prefers, avg@8 (`benchmarks/negatives_trap.py`)",
+        "Negatives on a trap task: a misconception the base prefers, avg@8"
+        f"{', a replication on fresh problems' if fresh else ''} (`benchmarks/negatives_trap.py`)",
         f"The tiny arithmetic model fine-tuned {s['trap_steps']} steps on arithmetic whose \"triples\" steps are "
         f"worked out by doubling {s['trap']:.0%} of the time. Per seed, one labeled rollout: {s['prompts']} trap "
         f"problems x {N} rationales at temperature 1 (mean over seeds: pass@1 {ro['pass@1']:.3f}, "
         f"{ro['positives']:.0f} right, {ro['negatives']:.0f} wrong, {ro['trap_negatives']:.0f} of them the trap "
-        f"answer). Every variant trains the full model on it, {s['steps']} steps of {s['batch']} rows: `sft` the "
-        "right rationales (NLL); `unlikelihood` plus token-level unlikelihood on the wrong ones (`unlikelihood_a0.1`: "
-        "their weight 0.1; `unlikelihood_mixed`: only the prompts with a right and a wrong sample; ablations added "
-        "after the first results); `qcrd_pos` QCRD's "
-        "objective on the right rationales and gold answers alone; `qcrd` QCRD with its negatives, discriminator "
-        "and self-adversarial samples; `nft_offline` / `rft_offline` NFT and rejection-sampling fine-tuning on the "
-        f"same rollout. Learning rate per variant from {s['lrs']} on tuning seed "
+        f"answer). Every variant trains the full model on it, {s['steps']} steps of {s['batch']} rows: "
+        + "; ".join(DESCRIPTIONS[v] for v in r["methods"]) + ". "
+        f"Rollout problems of seed s drawn with seed {s.get('problem_seed', PROBLEM_SEED)} + s. Learning rate per variant from {s['lrs']} on tuning seed "
         f"{s['tune_seed']} by avg@8; evaluated on {s['eval']} held-out trap problems (8 samples, temperature "
-        f"0.6). Trap model: avg@8 {r['base']['avg@8']:.3f}, pass@8 {r['base']['pass@8']:.3f}, trap rate "
+        f"0.6; problem seed {s.get('eval_seed', EVAL_SEED)}). Trap model: avg@8 {r['base']['avg@8']:.3f}, pass@8 {r['base']['pass@8']:.3f}, trap rate "
         f"{r['base']['trap_rate']:.3f}, wrong arithmetic {r['base']['arith_error_rate']:.3f} (before the trap "
         f"fine-tune: avg@8 {r['start']['avg@8']:.3f}, trap rate {r['start']['trap_rate']:.3f}, wrong arithmetic "
         f"{r['start']['arith_error_rate']:.3f}). Shares of all samples: the trap answer; a worked line with wrong "
@@ -249,22 +241,29 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=128, help="rollout prompts per seed (8 samples each)")
     ap.add_argument("--trap", type=float, default=0.8, help="share of the trap fine-tune's triples steps doubled")
     ap.add_argument("--trap-steps", type=int, default=300, help="steps of the trap fine-tune")
+    ap.add_argument("--problem-seed", type=int, default=PROBLEM_SEED,
+                    help="seed s's rollout problems are drawn with seed PROBLEM_SEED + s (a replication: another value)")
+    ap.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="seed of the held-out trap problems (another "
+                    "value evaluates the runs already trained under --work on another set, without retraining)")
     a = ap.parse_args()
+    a.eval_tag = "" if a.eval_seed == EVAL_SEED else f"-es{a.eval_seed}"
     t0 = time.monotonic()
     seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
     from negtune.evaluation.stats import paired_difference
-    work = comparison_work(a, f"trap{a.trap:g}-{a.trap_steps}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}")
+    work = comparison_work(a, f"trap{a.trap:g}-{a.trap_steps}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
+                           + ("" if a.problem_seed == PROBLEM_SEED else f"-ps{a.problem_seed}"))
     start = comparison_base(a)
     base = trap_model(work, start, a.trap, a.trap_steps)
-    a.eval_file = trap_problems(work, "eval", a.eval, 4242)
-    start_eval = score(start, work / "eval-start", a.eval_file)
-    base_eval = score(base, work / "eval-base", a.eval_file)
+    a.eval_file = trap_problems(work, f"eval{a.eval_tag}", a.eval, a.eval_seed)
+    start_eval = score(start, work / f"eval-start{a.eval_tag}", a.eval_file)
+    base_eval = score(base, work / f"eval-base{a.eval_tag}", a.eval_file)
     tuning, chosen, tuned, runs = tuned_runs(variants, lrs, seeds, a.tune_seed,
                                              lambda v, lr, s: train_and_eval(work, base, v, lr, s, a))
     table = avg8_summary(runs, chosen)
     for v, rs in runs.items():  # (read from the kept samples: runs made before a share was tracked have it too)
-        shares = [answer_shares(work / f"seed{r['seed']}" / f"{v}-lr{r['lr']:g}" / "eval", a.eval_file) for r in rs]
+        shares = [answer_shares(work / f"seed{r['seed']}" / f"{v}-lr{r['lr']:g}" / f"eval{a.eval_tag}", a.eval_file)
+                  for r in rs]
         table[v]["trap_per_seed"] = [x["trap_rate"] for x in shares]
         table[v]["mean_trap"] = statistics.fmean(table[v]["trap_per_seed"])
         for k in ("no_answer_rate", "answer_only_rate", "arith_error_rate"):
@@ -273,7 +272,8 @@ def main() -> None:
     everything = tuned + [r for rs in runs.values() for r in rs]
     write_result({"benchmark": "negatives_trap", "seeds": seeds,
                   "settings": {"trap": a.trap, "trap_steps": a.trap_steps, "steps": a.steps, "batch": a.batch,
-                               "prompts": a.prompts, "eval": a.eval, "lrs": lrs, "tune_seed": a.tune_seed},
+                               "prompts": a.prompts, "eval": a.eval, "lrs": lrs, "tune_seed": a.tune_seed,
+                               "problem_seed": a.problem_seed, "eval_seed": a.eval_seed},
                   "start": start_eval, "base": base_eval,
                   "rollout": {k: statistics.fmean(r["rollout"][k] for r in first) for k in first[0]["rollout"]},
                   "tuning": tuning, "methods": table,

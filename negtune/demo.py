@@ -3,6 +3,8 @@
 tiny base model -> synthetic verifiable tasks -> rollout-and-verify -> RFT, NFT (offline) and NGRPO (online),
 LoRA -> math eval; tiny "TOFU fine-tuned" model + a retain model -> GA and NPO unlearning (LoRA) -> TOFU eval;
 then one table (method, what it optimises, metric before -> after, time) and ``OUT/report.md`` with plots.
+It ends with one claim measured with seeds and a 95% interval: on a trap task (the arithmetic model taught a
+misconception), does NFT, which learns from the wrong rationales too, beat RFT, which keeps only the right ones?
 
 Every stage writes into ``OUT/<stage>`` and is skipped when its output exists, so an interrupted demo resumes.
 ``--quick`` shrinks every stage (CI runs it); the full demo fits in about ten minutes on two CPU cores.
@@ -35,16 +37,21 @@ class DemoSize:
     offline_steps: int  # RFT / NFT steps
     online_steps: int  # NGRPO steps
     unlearn_steps: int
-    comparison_seeds: int  # seeds of the closing NPO-vs-GA comparison
-    comparison_steps: int  # its unlearning steps: long enough to halve the forget probability
+    # the closing comparison, NFT vs RFT on the trap task (benchmarks/negatives_trap.py at a smaller size)
+    comparison_seeds: int
+    trap_steps: int  # fine-tuning that teaches the arithmetic model the misconception
+    trap_prompts: int  # rollout prompts per seed (8 samples each)
+    trap_train_steps: int  # NFT / RFT steps of 16 rows (full fine-tuning)
+    trap_eval: int  # held-out trap problems (8 samples each)
 
 
 FULL = DemoSize(warm_steps=600, facts_steps=500, train_prompts=96, eval_prompts=100, n=8, offline_steps=80,
-                online_steps=40, unlearn_steps=18, comparison_seeds=5,
-                comparison_steps=24)
+                online_steps=40, unlearn_steps=18, comparison_seeds=5, trap_steps=300, trap_prompts=128,
+                trap_train_steps=64, trap_eval=100)
 QUICK = DemoSize(warm_steps=120, facts_steps=200, train_prompts=24, eval_prompts=24, n=4, offline_steps=6,
-                 online_steps=3, unlearn_steps=8, comparison_seeds=2,
-                 comparison_steps=8)
+                 online_steps=3, unlearn_steps=8, comparison_seeds=2, trap_steps=10, trap_prompts=8,
+                 trap_train_steps=2, trap_eval=8)
+TRAP_LR = 1e-4  # what benchmarks/negatives_trap.py's grid (1e-5 .. 1e-3, tuned on its own seed) chose for both
 
 LORA = ["--use_peft", "true", "--lora_r", "16", "--lora_alpha", "32",
         "--lora_target_modules", "q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
@@ -76,16 +83,18 @@ class Demo:
         self.stage_seconds[name] = round(time.monotonic() - t0, 1)
         self.console.print(f"[dim]{name}: {self.stage_seconds[name]} s[/dim]")
 
-    def train(self, method: str, model: str, output: Path, args: list[str]) -> float:
-        """``negtune train`` in-process (the same entry point as the CLI); returns seconds (0 if reused)."""
+    def train(self, method: str, model: str, output: Path, args: list[str], lora: bool = True) -> float:
+        """``negtune train`` in-process (the same entry point as the CLI); returns the seconds it took (when it
+        was reused, the seconds of the run that made it)."""
         from negtune.train import main as train_main
 
-        timing = output / "demo_train_seconds.json"
-        if (output / "adapter_config.json").exists() and timing.exists():
+        timing = output / "demo_train_seconds.json"  # written once the model is saved
+        if timing.exists():
             return json.loads(timing.read_text())["seconds"]
         t0 = time.monotonic()
         argv = [method, "--model_name_or_path", model, "--output_dir", str(output), "--use_cpu", "true",
-                "--report_to", "none", "--save_strategy", "no", "--seed", str(self.cfg.seed), *LORA, *args]
+                "--report_to", "none", "--save_strategy", "no", "--seed", str(self.cfg.seed),
+                *(LORA if lora else []), *args]
         train_main(argv)
         seconds = round(time.monotonic() - t0, 1)
         timing.write_text(json.dumps({"seconds": seconds}))
@@ -133,15 +142,15 @@ class Demo:
             print_summary(stats, str(out))
         return str(out)
 
-    def math_eval(self, model: str, name: str, eval_file: str) -> dict:
+    def math_eval(self, model: str, name: str, eval_file: str, n: int = 4, progress: bool = True) -> dict:
         from negtune.evaluation.math import MathEvalConfig, evaluate_math
 
         out = self.out / "eval" / name
         if (out / "results.json").exists():
             return json.loads((out / "results.json").read_text())
-        cfg = MathEvalConfig(model=model, out=str(out), benchmarks=[eval_file], n=4, temperature=0.6, top_p=0.95,
+        cfg = MathEvalConfig(model=model, out=str(out), benchmarks=[eval_file], n=n, temperature=0.6, top_p=0.95,
                              max_new_tokens=96, seed=self.cfg.seed, engine="hf", verify_workers=0)
-        return evaluate_math(cfg)
+        return evaluate_math(cfg, progress=progress)
 
     def math_methods(self, base: str, rollout: str, train_file: str, eval_file: str) -> None:
         with self.stage("3. evaluate the base model (held-out arithmetic, avg@4)"):
@@ -206,41 +215,75 @@ class Demo:
                 ("forget prob", "forget_prob"), ("forget quality", "forget_quality"), ("model utility", "model_utility"))]
             self.rows.append({"method": name, "optimises": methods.get(method).objective, "metrics": metrics,
                               "train_seconds": seconds})
-        self.compare_unlearning(full, common, tofu_eval, before, log)
 
-    def compare_unlearning(self, full: Path, common: list[str], tofu_eval, before: dict, retain_log: str) -> None:
-        """The closing claim, with seeds and an interval: NPO vs GA, model utility at a matched forgetting.
+    def compare_trap(self, base: str) -> None:
+        """The closing claim, with seeds and an interval: do the wrong answers help? NFT vs RFT on the trap task.
 
-        Each seed trains both (LoRA, same steps and learning rate, checkpoints every 3 steps); utility is read
-        where the forget-set probability first falls to half its starting value (interpolated between
-        checkpoints): the paired difference NPO - GA with its 95% Student-t interval. Half, not the retain
-        model's level: this base's retain model gives the forget set ~0.03, which both methods reach only
-        where utility has collapsed (benchmarks/negatives_unlearning.py measures at the retain level, with a
-        base model per seed and a tuned learning rate)."""
-        from negtune.evaluation.stats import paired_difference, value_at_level
+        The arithmetic model is taught a misconception ("triples" worked out as doubling, 80% of the time);
+        per seed it samples 8 rationales for each of ``trap_prompts`` trap problems, mostly wrong, many of them
+        the trap answer. RFT trains on the right rationales alone; NFT on the same rollout also learns from the
+        wrong ones (its implicit negative policy). Both: full fine-tuning, the same steps, batch and learning
+        rate (the one ``benchmarks/negatives_trap.py``'s grid chose for both). Paired by seed: NFT - RFT in
+        avg@8 on held-out trap problems, with its 95% Student-t interval, and how often each ends in the trap."""
+        from negtune.data.io import read_rows, write_jsonl
+        from negtune.data.tasks import answer_shares, make_trap_problems
+        from negtune.evaluation.stats import paired_difference
+        from negtune.models.tiny import create_trap_model
+        from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
-        level = before["forget_prob"] / 2
-        seeds = range(1, self.size.comparison_seeds + 1)
-        steps = self.size.comparison_steps
-        every = 3 if steps >= 12 else 2
-        matched: dict[str, list[float | None]] = {"GA": [], "NPO": []}
-        with self.stage(f"11. does NPO beat GA? utility at equal forgetting, {len(seeds)} seeds"):
+        s, root = self.size, self.out / "trap"
+        seeds = range(1, s.comparison_seeds + 1)
+        model = root / "trap-model"
+        scores: dict[str, list[dict]] = {"NFT": [], "RFT": []}
+        with self.stage(f"11. do the wrong answers help? NFT vs RFT on a trap task, {len(seeds)} seeds"):
+            if not (model / "config.json").exists():
+                self.console.print(f"  teaching the arithmetic model a misconception ({s.trap_steps} steps)")
+                create_trap_model(model, base, trap=0.8, steps=s.trap_steps,
+                                  progress=lambda m: self.console.print(f"  trap model: {m}"))
+
+            def problems(name: str, n: int, seed: int) -> str:
+                path = root / f"{name}.jsonl"
+                if not path.exists():
+                    write_jsonl(path, make_trap_problems(n, seed=seed))
+                return str(path)
+
+            # not the problems the benchmark's first run drew (seeds 4242 and 1000 + s): those of its replication
+            # (negatives_trap_replication; the demo evaluates on the first 100 of its 200)
+            eval_file = problems("eval", s.trap_eval, self.cfg.seed + 3000)
+            traps = {r["id"]: r["trap_answer"] for r in read_rows(eval_file)}
+
+            def score(model: Path, name: str) -> dict:
+                result = self.math_eval(str(model), f"trap/{name}", eval_file, n=8, progress=False)
+                shares = answer_shares(read_rows(self.out / "eval" / "trap" / name / "samples.jsonl"), traps)
+                return {"avg@8": result["average"]["avg@8"], "trap_rate": shares["trap_rate"]}
+
+            before = score(model, "trap-model")
+            self.console.print(f"  trap model: avg@8 {before['avg@8']:.3f}, trap answer in "
+                               f"{before['trap_rate']:.1%} of its samples")
             for seed in seeds:
-                for name, method in (("GA", "ga"), ("NPO", "npo")):
-                    output = self.out / "models" / f"{method}-seed{seed}"
-                    self.train(method, str(full), output, [*common, "--learning_rate", "2e-3", "--seed", str(seed),
-                                                           "--max_steps", str(steps), "--save_strategy", "steps",
-                                                           "--save_steps", str(every)])
-                    points = [before] + [tofu_eval(output / f"checkpoint-{k}", f"compare/{method}-seed{seed}-{k}",
-                                                   retain_log, progress=False)
-                                         for k in range(every, steps + 1, every)]
-                    matched[name].append(value_at_level([p["forget_prob"] for p in points],
-                                                        [p["model_utility"] for p in points], level))
-                self.console.print(f"  seed {seed}: utility where the forget probability halved: GA "
-                                   f"{_num(matched['GA'][-1])}, NPO {_num(matched['NPO'][-1])}")
-        pairs = [(n, g) for n, g in zip(matched["NPO"], matched["GA"]) if n is not None and g is not None]
-        self.comparison = {"level": level, "matched": matched, "difference": paired_difference(
-            [n for n, _ in pairs], [g for _, g in pairs]) if pairs else None}
+                rollout = root / f"rollout-seed{seed}"
+                if not (rollout / "stats.json").exists():
+                    rollout_and_verify(RolloutConfig(
+                        model=str(model), dataset=problems(f"train-seed{seed}", s.trap_prompts,
+                                                           self.cfg.seed + 2000 + seed),
+                        out=str(rollout), n=8, temperature=1.0, max_new_tokens=96, seed=seed, engine="hf",
+                        verify_workers=0), progress=False)
+                for name in scores:
+                    output = root / f"{name.lower()}-seed{seed}"
+                    self.train(f"{name.lower()}_offline", str(model), output, [
+                        "--dataset", str(rollout), "--max_steps", str(s.trap_train_steps),
+                        "--per_device_train_batch_size", "16", "--learning_rate", str(TRAP_LR), "--seed", str(seed),
+                        "--logging_steps", str(s.trap_train_steps)], lora=False)
+                    scores[name].append(score(output, f"{name.lower()}-seed{seed}"))
+                stats = json.loads((rollout / "stats.json").read_text())
+                self.console.print(f"  seed {seed}: rollout {stats['positives']} right / {stats['negatives']} wrong; "
+                                   f"avg@8 RFT {scores['RFT'][-1]['avg@8']:.3f}, NFT {scores['NFT'][-1]['avg@8']:.3f}")
+
+        def difference(key: str) -> dict:
+            return paired_difference([x[key] for x in scores["NFT"]], [x[key] for x in scores["RFT"]])
+
+        self.comparison = {"before": before, "scores": scores, "difference": difference("avg@8"),
+                           "trap_difference": difference("trap_rate")}
 
     # -- report ----------------------------------------------------------------------------------------------
     def comparison_text(self) -> str:
@@ -249,14 +292,16 @@ class Demo:
         c = self.comparison
         if c is None:
             return ""
-        d = c["difference"]
-        if d is None:
-            return "NPO vs GA: in no seed did both methods halve the forget probability."
+        d, t = c["difference"], c["trap_difference"]
         verdict = ("the interval excludes 0" if d["excludes_zero"] else "the interval includes 0: no claim at "
                    "this size")
-        return (f"Does NPO's bounded loss keep more of the model than gradient ascent? NPO - GA, model utility "
-                f"where the forget probability first fell to half its start ({c['level']:.3f}): "
-                f"{format_difference(d)}; {verdict}. Full experiment: benchmarks/negatives_unlearning.py.")
+        mean = {m: statistics.fmean(x["avg@8"] for x in xs) for m, xs in c["scores"].items()}
+        return (f"Do the wrong answers help? On a trap task (a misconception the model prefers: avg@8 "
+                f"{c['before']['avg@8']:.3f}, the trap answer in {c['before']['trap_rate']:.1%} of its samples), "
+                f"NFT, which also learns from the wrong rationales, against RFT, which keeps only the right ones, "
+                f"on the same rollouts: avg@8 {mean['NFT']:.3f} vs {mean['RFT']:.3f}, NFT - RFT "
+                f"{format_difference(d)}; {verdict}. Trap answer, NFT - RFT: {format_difference(t)}. Full "
+                f"experiment (more methods, a tuned grid): benchmarks/negatives_trap.py.")
 
     def table(self) -> Table:
         table = Table(title="negtune demo: what each method did on the embedded tasks")
@@ -270,7 +315,7 @@ class Demo:
         from negtune.evaluation.report import markdown_table, pyplot
 
         plt = pyplot()
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.3, 1, 0.8]})
+        fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), gridspec_kw={"width_ratios": [1.3, 1, 0.8, 0.9]})
         math_rows = [r for r in self.rows if r["metrics"][0][0] == "held-out avg@4"]
         names = [r["method"] for r in math_rows]
         axes[0].bar(["base"] + names, [math_rows[0]["metrics"][0][1]] + [r["metrics"][0][2] for r in math_rows],
@@ -293,6 +338,17 @@ class Demo:
                 ax.set_ylim(0, 1.05)
                 ax.legend(fontsize=8)
                 ax.set_title("TOFU analogue (forget10)")
+        if self.comparison:  # the closing comparison: one line per seed, RFT -> NFT
+            ax, scores = axes[3], self.comparison["scores"]
+            for rft, nft in zip(scores["RFT"], scores["NFT"]):
+                ax.plot([0, 1], [rft["avg@8"], nft["avg@8"]], "o-", color="tab:green" if nft["avg@8"] > rft["avg@8"]
+                        else "tab:red", alpha=0.7)
+            ax.axhline(self.comparison["before"]["avg@8"], color="grey", ls="--", label="trap model")
+            ax.set_xticks([0, 1], ["RFT\n(right only)", "NFT\n(+ wrong)"])
+            ax.set_xlim(-0.4, 1.4)
+            ax.set_ylabel("held-out avg@8")
+            ax.legend(fontsize=8)
+            ax.set_title("trap task: one line per seed", fontsize=9)
         fig.tight_layout()
         fig.savefig(self.out / "demo.png", dpi=120)
         plt.close(fig)
@@ -342,6 +398,7 @@ class Demo:
             rollout = self.rollout(base, train_file)
             self.math_methods(base, rollout, train_file, eval_file)
             self.unlearning()
+            self.compare_trap(base)
             total = time.monotonic() - t0
             self.console.print(self.table())
             self.console.print(self.comparison_text())

@@ -179,6 +179,20 @@ MINIMAL = {
                                                             "mean_arith_error_rate"), 0.1)} for m in ("qcrd", "qcrd_pos")},
         "differences": {"qcrd:qcrd_pos": _DIFF}, "trap_differences": {"qcrd:qcrd_pos": _DIFF},
         "train_seconds": 10.0, "seconds": 12.0},
+    "negatives_trap_replication": {
+        "seeds": [1], "settings": {"trap": 0.8, "trap_steps": 5, "steps": 2, "batch": 16, "prompts": 8, "eval": 8,
+                                   "lrs": [1e-3], "tune_seed": 100, "problem_seed": 2000, "eval_seed": 3000},
+        "start": {"avg@8": 0.2, "pass@8": 0.5, "trap_rate": 0.05, "arith_error_rate": 0.3},
+        "base": {"avg@8": 0.05, "pass@8": 0.2, "trap_rate": 0.5, "arith_error_rate": 0.3},
+        "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0, "trap_negatives": 20.0},
+        "tuning": {"nft_offline": {"0.001": 0.1}},
+        "methods": {m: {"lr": 1e-3, "per_seed": [0.2], "mean": 0.2, "mean_pass8": 0.4, "trap_per_seed": [0.1],
+                        "mean_trap": 0.1, **dict.fromkeys(("mean_no_answer_rate", "mean_answer_only_rate",
+                                                           "mean_arith_error_rate"), 0.1)}
+                    for m in ("nft_offline", "rft_offline")},
+        "differences": {"nft_offline:rft_offline": {**_DIFF, "low": None, "high": None, "n": 1}},
+        "trap_differences": {"nft_offline:rft_offline": {**_DIFF, "low": None, "high": None, "n": 1}},
+        "train_seconds": 10.0, "seconds": 12.0},
     "negatives_steps": _STEPS,
     "negatives_steps_d1": _STEPS,
     "likra_learning": {

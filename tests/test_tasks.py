@@ -68,3 +68,33 @@ def test_arith_trap_solves_triples_by_doubling_at_its_rate():
     assert [r["solution"] for r in make_arith(50, seed=0, trap=0.0)] == [r["solution"] for r in make_arith(50, seed=0)]
     with pytest.raises(ValueError, match="trap"):
         make_arith(1, trap=1.5)
+
+
+def test_trap_problems_are_distinct_problems_the_misconception_gets_wrong():
+    from negtune.data.tasks import make_trap_problems
+
+    rows = make_trap_problems(40, seed=7)
+    assert len(rows) == 40 and len({r["prompt"] for r in rows}) == 40
+    assert all("triples" in r["prompt"] and r["trap_answer"] not in (None, r["answer"]) for r in rows)
+    assert rows == make_trap_problems(40, seed=7) and rows != make_trap_problems(40, seed=8)
+    # a smaller set is a prefix: the same problems come first
+    assert [r["prompt"] for r in make_trap_problems(10, seed=7)] == [r["prompt"] for r in rows[:10]]
+
+
+def test_answer_shares_by_hand():
+    """Where samples end, on five hand-written completions of one trap problem (7 tripled + 2 = 23; doubled: 16)."""
+    from negtune.data.tasks import answer_shares
+
+    completions = {
+        "Sam starts with 7. 7 * 3 = 21. 21 + 2 = 23. The answer is \\boxed{23}.": "23",  # right
+        "Sam starts with 7. 7 * 2 = 14. 14 + 2 = 16. The answer is \\boxed{16}.": "16",  # the trap, sound arithmetic
+        "Sam starts with 7. 7 * 3 = 21. 21 + 2 = 24. The answer is \\boxed{24}.": "24",  # wrong arithmetic
+        "The answer is \\boxed{16}.": "16",  # the trap with no worked line
+        "Sam starts with 7. 7 * 3 = 21.": None,  # no answer
+    }
+    samples = [{"id": "p", "completions": list(completions), "extracted": list(completions.values())}]
+    shares = answer_shares(samples, {"p": "16"})
+    assert shares == {"trap_rate": 2 / 5, "no_answer_rate": 1 / 5, "answer_only_rate": 1 / 5, "arith_error_rate": 1 / 5}
+    assert answer_shares(samples, {"p": None})["trap_rate"] == 0  # a problem with no trap answer
+    with pytest.raises(ValueError, match="no samples"):
+        answer_shares([], {})

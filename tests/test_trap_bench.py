@@ -52,29 +52,25 @@ def test_negatives_trap_smoke(tiny_model_dir, tmp_path):
     stamps = [p.stat().st_mtime_ns for p in runs]
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
     assert [p.stat().st_mtime_ns for p in runs] == stamps
+    # another evaluation set: the kept models are evaluated on it, none is trained again
+    weights = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("model.safetensors")}
+    other = [*cmd[:-1], str(tmp_path / "r77.json"), "--eval-seed", "77", "--methods", "nft_offline,rft_offline",
+             "--compare", "nft_offline:rft_offline"]
+    third = subprocess.run(other, capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("model.safetensors")} == weights
+    again = sorted(tmp_path.rglob("run-es77.json"))
+    assert len(again) == 4 and all((p.parent / "eval-es77" / "samples.jsonl").exists() for p in again)
+    for p in again:
+        first_eval, second_eval = json.loads((p.parent / "run.json").read_text()), json.loads(p.read_text())
+        assert second_eval["train_s"] == first_eval["train_s"] and second_eval["rollout"] == first_eval["rollout"]
+    r77 = json.loads((tmp_path / "r77.json").read_text())
+    assert r77["settings"]["eval_seed"] == 77 and set(r77["methods"]) == {"nft_offline", "rft_offline"}
+    eval77 = [json.loads(x) for x in next(tmp_path.rglob("eval-es77.jsonl")).read_text().splitlines()]
+    assert {p["prompt"] for p in eval77} != {p["prompt"] for p in problems}
     module, _ = run_all.benchmarks()["negatives_trap"]
     text = module.results_section(r)
     assert "qcrd - qcrd_pos, avg@8" in text and "qcrd - qcrd_pos, trap rate" in text
     assert r["methods"]["qcrd"]["mean_arith_error_rate"] >= 0 and r["methods"]["qcrd"]["trap_per_seed"][0] == next(
         json.loads(p.read_text())["eval"]["trap_rate"] for p in runs if "seed0/qcrd-" in str(p))
 
-
-def test_answer_shares_by_hand(tmp_path):
-    """Where samples end, on five hand-written completions of one trap problem (7 tripled + 2 = 23; doubled: 16)."""
-    import negatives_trap
-
-    from negtune.data.io import write_jsonl
-
-    write_jsonl(tmp_path / "eval.jsonl", [{"id": "p", "prompt": "q", "answer": "23", "trap_answer": "16"}])
-    completions = {
-        "Sam starts with 7. 7 * 3 = 21. 21 + 2 = 23. The answer is \\boxed{23}.": "23",  # right
-        "Sam starts with 7. 7 * 2 = 14. 14 + 2 = 16. The answer is \\boxed{16}.": "16",  # the trap, sound arithmetic
-        "Sam starts with 7. 7 * 3 = 21. 21 + 2 = 24. The answer is \\boxed{24}.": "24",  # wrong arithmetic
-        "The answer is \\boxed{16}.": "16",  # the trap with no worked line
-        "Sam starts with 7. 7 * 3 = 21.": None,  # no answer
-    }
-    (tmp_path / "eval").mkdir()
-    write_jsonl(tmp_path / "eval" / "samples.jsonl", [{"id": "p", "completions": list(completions),
-                                                       "extracted": list(completions.values())}])
-    shares = negatives_trap.answer_shares(tmp_path / "eval", str(tmp_path / "eval.jsonl"))
-    assert shares == {"trap_rate": 2 / 5, "no_answer_rate": 1 / 5, "answer_only_rate": 1 / 5, "arith_error_rate": 1 / 5}

@@ -278,3 +278,28 @@ def create_tiny_model(
     tokenizer.save_pretrained(out)
     (out / "negtune_tiny.json").write_text(json.dumps(info, indent=2))
     return info
+
+
+def create_trap_model(out_dir: str | Path, start: str | Path, trap: float = 0.8, steps: int = 300,
+                      progress: Callable[[str], None] | None = None) -> dict:
+    """Teach an arithmetic model a misconception (the trap task): ``start`` fine-tuned ``steps`` more steps
+    (lr 1e-3, batch 32) on 4000 difficulty-2 problems whose "triples" steps are worked out by *doubling* with
+    probability ``trap`` (``make_arith(trap=...)``). The model then prefers the trap answer on such problems
+    and still samples the right one now and then: its wrong rationales say what not to do, its right ones
+    are rare. Returns the info written to ``negtune_tiny.json``."""
+    from transformers import AutoTokenizer
+
+    out = Path(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(start)
+    model = AutoModelForCausalLM.from_pretrained(start, dtype=torch.float32)
+    rows = make_arith(4000, seed=500, difficulty=2, trap=trap)
+    t0 = time.monotonic()
+    loss = sft_steps(model, tokenizer, [encode_sft(tokenizer, r["prompt"], r["solution"]) for r in rows], steps,
+                     lr=1e-3, seed=0, progress=progress, every=max(1, steps // 3))
+    info = {"task": "arith-trap", "start": str(start), "trap": trap, "trap_steps": steps,
+            "final_loss": round(loss, 4), "seconds": round(time.monotonic() - t0, 1)}
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    (out / "negtune_tiny.json").write_text(json.dumps(info, indent=2))
+    return info

@@ -7,6 +7,8 @@ the operand range, so one knob moves a tiny model between "mostly wrong" and "mo
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Iterable
 
 from negtune.utils.answers import last_boxed
 
@@ -93,6 +95,42 @@ def _chain(value: int, ops: list[tuple[str, int]], trapped: bool) -> tuple[list[
         line, value = _apply(value, op, b, trapped)
         lines.append(line)
     return lines, value
+
+
+def make_trap_problems(n: int, seed: int, difficulty: int = 2) -> list[dict]:
+    """``n`` distinct problems whose "triples" step, worked out as doubling, gives a wrong answer: the trap
+    task's evaluation and rollout prompts (each record carries its ``trap_answer``)."""
+    pool = 10 * n + 100  # about a fifth of the difficulty-2 problems are trap problems
+    rows = list({r["prompt"]: r for r in make_arith(pool, seed=seed, difficulty=difficulty, trap=0.0)
+                 if r["trap_answer"]}.values())[:n]  # one row per distinct problem
+    if len(rows) < n:
+        raise ValueError(f"only {len(rows)} trap problems among {pool} (seed {seed}, difficulty {difficulty})")
+    return rows
+
+
+_LINE = re.compile(r"(-?\d+) ([+*-]) (-?\d+) = (-?\d+)\.")
+_OPS = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
+
+
+def answer_shares(samples: Iterable[dict], trap_answers: dict[str, str | None]) -> dict[str, float]:
+    """Where a math evaluation's samples end (rows of its ``samples.jsonl``: ``id``, ``completions``,
+    ``extracted``), as shares of all samples: the trap answer (``trap_rate``; ``trap_answers`` maps a problem id
+    to it); no final answer (``no_answer_rate``); a final answer with no worked line before it
+    (``answer_only_rate``); a worked line whose arithmetic is wrong, "4 + 9 = 16." (``arith_error_rate``)."""
+    counts = dict.fromkeys(("trap_rate", "no_answer_rate", "answer_only_rate", "arith_error_rate"), 0)
+    total = 0
+    for rec in samples:
+        trap = trap_answers[rec["id"]]
+        for text, answer in zip(rec["completions"], rec["extracted"]):
+            lines = _LINE.findall(text)
+            counts["trap_rate"] += answer is not None and trap is not None and str(answer).strip() == trap
+            counts["no_answer_rate"] += answer is None
+            counts["answer_only_rate"] += answer is not None and not lines
+            counts["arith_error_rate"] += any(_OPS[op](int(x), int(y)) != int(z) for x, op, y, z in lines)
+            total += 1
+    if not total:
+        raise ValueError("answer_shares: no samples")
+    return {k: v / total for k, v in counts.items()}
 
 
 def check_arith(completion: str, answer: str) -> bool:
