@@ -98,6 +98,14 @@ RUNS = (
         quick=("--methods", "nft_offline,rft_offline", "--compare", "nft_offline:rft_offline", "--seeds", "1",
                "--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30", "--trap-steps", "5",
                "--problem-seed", "2000", "--eval-seed", "3000")),
+    # a third test, stated before it ran (the replication's pooled result was a second look): 15 fresh seeds,
+    # fresh rollout and evaluation problems; confirmed if NFT - RFT's 95% interval excludes 0
+    Run("negatives_trap_confirm", full=("--methods", "nft_offline,rft_offline", "--compare", "nft_offline:rft_offline",
+                                        "--lrs", "1e-4", "--seeds", ",".join(map(str, range(1, 16))),
+                                        "--problem-seed", "4000", "--eval-seed", "5000"),
+        quick=("--methods", "nft_offline,rft_offline", "--compare", "nft_offline:rft_offline", "--seeds", "1",
+               "--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30", "--trap-steps", "5",
+               "--problem-seed", "4000", "--eval-seed", "5000")),
 )
 
 
@@ -206,17 +214,19 @@ def results_section(r: dict) -> str:
              f"{t['mean_answer_only_rate']:.3f}", f"{t['mean_no_answer_rate']:.3f}"]
             for v, t in r["methods"].items()]
     ro = r["rollout"]
-    fresh = s.get("problem_seed", PROBLEM_SEED) != PROBLEM_SEED
+    seeds = f"{len(r['seeds'])} seed{'s' * (len(r['seeds']) != 1)}"
+    problem_seed = s.get("problem_seed", PROBLEM_SEED)  # (results from before the flag: the first run's)
+    kind = {PROBLEM_SEED: "", 2000: ", a replication on fresh problems",
+            4000: f", a confirmatory run on fresh problems ({seeds})"}.get(problem_seed, f", problem seed {problem_seed}")
     return section(
-        "Negatives on a trap task: a misconception the base prefers, avg@8"
-        f"{', a replication on fresh problems' if fresh else ''} (`benchmarks/negatives_trap.py`)",
+        f"Negatives on a trap task: a misconception the base prefers, avg@8{kind} (`benchmarks/negatives_trap.py`)",
         f"The tiny arithmetic model fine-tuned {s['trap_steps']} steps on arithmetic whose \"triples\" steps are "
         f"worked out by doubling {s['trap']:.0%} of the time. Per seed, one labeled rollout: {s['prompts']} trap "
         f"problems x {N} rationales at temperature 1 (mean over seeds: pass@1 {ro['pass@1']:.3f}, "
         f"{ro['positives']:.0f} right, {ro['negatives']:.0f} wrong, {ro['trap_negatives']:.0f} of them the trap "
         f"answer). Every variant trains the full model on it, {s['steps']} steps of {s['batch']} rows: "
         + "; ".join(DESCRIPTIONS[v] for v in r["methods"]) + ". "
-        f"Rollout problems of seed s drawn with seed {s.get('problem_seed', PROBLEM_SEED)} + s. Learning rate per variant from {s['lrs']} on tuning seed "
+        f"Rollout problems of seed s drawn with seed {problem_seed} + s. Learning rate per variant from {s['lrs']} on tuning seed "
         f"{s['tune_seed']} by avg@8; evaluated on {s['eval']} held-out trap problems (8 samples, temperature "
         f"0.6; problem seed {s.get('eval_seed', EVAL_SEED)}). Trap model: avg@8 {r['base']['avg@8']:.3f}, pass@8 {r['base']['pass@8']:.3f}, trap rate "
         f"{r['base']['trap_rate']:.3f}, wrong arithmetic {r['base']['arith_error_rate']:.3f} (before the trap "

@@ -44,6 +44,20 @@ _NPO = {"shape": "tofu", "device": "cpu", "parameters": 1000, "mean_tokens": 10.
         **{v: {"median_step_s": 1.0, "peak_mb": 100.0, "setup_s": 0.1} for v in npo_memory.VARIANTS}}
 _DIFF = {"mean": 0.1, "low": 0.05, "high": 0.15, "n": 2, "confidence": 0.95, "per_seed": [0.1, 0.1],
          "excludes_zero": True}
+_TRAP_REPLICATION = {
+    "seeds": [1], "settings": {"trap": 0.8, "trap_steps": 5, "steps": 2, "batch": 16, "prompts": 8, "eval": 8,
+                               "lrs": [1e-3], "tune_seed": 100, "problem_seed": 2000, "eval_seed": 3000},
+    "start": {"avg@8": 0.2, "pass@8": 0.5, "trap_rate": 0.05, "arith_error_rate": 0.3},
+    "base": {"avg@8": 0.05, "pass@8": 0.2, "trap_rate": 0.5, "arith_error_rate": 0.3},
+    "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0, "trap_negatives": 20.0},
+    "tuning": {"nft_offline": {"0.001": 0.1}},
+    "methods": {m: {"lr": 1e-3, "per_seed": [0.2], "mean": 0.2, "mean_pass8": 0.4, "trap_per_seed": [0.1],
+                    "mean_trap": 0.1, **dict.fromkeys(("mean_no_answer_rate", "mean_answer_only_rate",
+                                                       "mean_arith_error_rate"), 0.1)}
+                for m in ("nft_offline", "rft_offline")},
+    "differences": {"nft_offline:rft_offline": {**_DIFF, "low": None, "high": None, "n": 1}},
+    "trap_differences": {"nft_offline:rft_offline": {**_DIFF, "low": None, "high": None, "n": 1}},
+    "train_seconds": 10.0, "seconds": 12.0}
 _RLVR = {"pair": ["ngrpo", "grpo"], "metric": "pass@8", "seeds": [0, 1],
          "settings": {"steps": 1, "difficulty": 3, "eval": 4, "updates": 4, "lrs": [2e-4], "tune_seed": 100},
          "base": {"avg@8": 0.1, "pass@8": 0.4}, "tuning": {"ngrpo": {"0.0002": 0.5}},
@@ -179,20 +193,9 @@ MINIMAL = {
                                                             "mean_arith_error_rate"), 0.1)} for m in ("qcrd", "qcrd_pos")},
         "differences": {"qcrd:qcrd_pos": _DIFF}, "trap_differences": {"qcrd:qcrd_pos": _DIFF},
         "train_seconds": 10.0, "seconds": 12.0},
-    "negatives_trap_replication": {
-        "seeds": [1], "settings": {"trap": 0.8, "trap_steps": 5, "steps": 2, "batch": 16, "prompts": 8, "eval": 8,
-                                   "lrs": [1e-3], "tune_seed": 100, "problem_seed": 2000, "eval_seed": 3000},
-        "start": {"avg@8": 0.2, "pass@8": 0.5, "trap_rate": 0.05, "arith_error_rate": 0.3},
-        "base": {"avg@8": 0.05, "pass@8": 0.2, "trap_rate": 0.5, "arith_error_rate": 0.3},
-        "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0, "trap_negatives": 20.0},
-        "tuning": {"nft_offline": {"0.001": 0.1}},
-        "methods": {m: {"lr": 1e-3, "per_seed": [0.2], "mean": 0.2, "mean_pass8": 0.4, "trap_per_seed": [0.1],
-                        "mean_trap": 0.1, **dict.fromkeys(("mean_no_answer_rate", "mean_answer_only_rate",
-                                                           "mean_arith_error_rate"), 0.1)}
-                    for m in ("nft_offline", "rft_offline")},
-        "differences": {"nft_offline:rft_offline": {**_DIFF, "low": None, "high": None, "n": 1}},
-        "trap_differences": {"nft_offline:rft_offline": {**_DIFF, "low": None, "high": None, "n": 1}},
-        "train_seconds": 10.0, "seconds": 12.0},
+    "negatives_trap_replication": _TRAP_REPLICATION,
+    "negatives_trap_confirm": {**_TRAP_REPLICATION, "settings": {
+        **_TRAP_REPLICATION["settings"], "problem_seed": 4000, "eval_seed": 5000}},
     "negatives_steps": _STEPS,
     "negatives_steps_d1": _STEPS,
     "likra_learning": {
@@ -502,3 +505,12 @@ def test_click_on_the_repetition_task_smoke(tmp_path):
         assert s["samples"] == 64 * 8 and 0 < s["negatives"] < s["samples"]  # both labels: pairs exist
     module, _ = run_all.benchmarks()["negatives_unlikelihood"]
     assert "Click - seq-UL" in module.results_section(r)
+
+
+def test_trap_sections_say_which_run_they_are():
+    module, _ = run_all.benchmarks()["negatives_trap"]
+    heads = {n: module.results_section(MINIMAL[n]).splitlines()[0]
+             for n in ("negatives_trap", "negatives_trap_replication", "negatives_trap_confirm")}
+    assert "fresh" not in heads["negatives_trap"] and "a replication on fresh problems" in heads["negatives_trap_replication"]
+    assert "a confirmatory run on fresh problems (1 seed)" in heads["negatives_trap_confirm"]
+    assert "drawn with seed 4000 + s" in module.results_section(MINIMAL["negatives_trap_confirm"])
