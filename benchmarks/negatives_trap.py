@@ -2,6 +2,7 @@
 
     python benchmarks/negatives_trap.py [--seeds 0,1,2,3,4] [--tune-seed 100] [--lrs 1e-5,3e-5,1e-4,3e-4,1e-3]
         [--steps 64] [--batch 16] [--prompts 128] [--eval 200] [--trap 0.8] [--trap-steps 300] [--work DIR]
+        [--problem-seed 1000] [--eval-seed 4242]
 
 The claim this tests (issue 15; QCRD, Wang et al. 2024; "Don't Say That!", Welleck et al. 2019): when the model
 has a misconception, its wrong rationales carry information its right ones do not (what not to say), so
@@ -13,7 +14,8 @@ with a "triples" step is solved by *doubling* with probability ``--trap`` (``mak
 model then prefers the trap answer on such problems, and still samples the right one now and then.
 
 Per seed s: that model samples 8 rationales at temperature 1 for each of ``--prompts`` trap problems
-(difficulty 2, each with a "triples" step whose doubling changes the answer; drawn with seed s); ``negtune
+(difficulty 2, each with a "triples" step whose doubling changes the answer; ``make_trap_problems`` with seed
+``--problem-seed`` + s); ``negtune
 rollout`` labels them. Every variant trains the full model on that rollout from the trap model, ``--steps``
 steps of ``--batch`` rows:
 
@@ -32,7 +34,8 @@ steps of ``--batch`` rows:
 
 A rollout with no right rationale (possible at smoke size) leaves the variants with no rows at the trap model.
 
-Evaluation: ``negtune eval math`` on ``--eval`` held-out trap problems (fixed, seed 4242), 8 samples at
+Evaluation: ``negtune eval math`` on ``--eval`` held-out trap problems (fixed, seed ``--eval-seed``; another
+value re-evaluates the runs already trained under ``--work`` instead of training them again), 8 samples at
 temperature 0.6 / top-p 0.95: avg@8, pass@8 and where the samples end (``answer_shares``: the trap answer,
 wrong arithmetic in a worked line, an answer with no worked line, no answer). Equal tuning: every variant gets
 the same learning-rate grid, chosen on a separate tuning seed by avg@8. Resumable under ``--work``.
