@@ -112,17 +112,6 @@ RUNS = (
 )
 
 
-def trap_problems(work: Path, name: str, n: int, seed: int) -> str:
-    """``n`` trap problems (``make_trap_problems``) as a jsonl file under ``work``."""
-    from negtune.data.io import write_jsonl
-    from negtune.data.tasks import make_trap_problems
-
-    path = work / f"{name}.jsonl"
-    if not path.exists():
-        write_jsonl(path, make_trap_problems(n, seed))
-    return str(path)
-
-
 def trap_model(root: Path, start: str, trap: float, steps: int) -> str:
     """``start`` fine-tuned ``steps`` steps on arithmetic solved with the misconception at rate ``trap``."""
     from negtune.models.tiny import create_trap_model
@@ -133,26 +122,21 @@ def trap_model(root: Path, start: str, trap: float, steps: int) -> str:
     return str(path)
 
 
-def answer_shares(eval_dir: Path, eval_file: str) -> dict:
-    """Where an evaluation's samples end (``negtune.data.tasks.answer_shares``)."""
-    from negtune.data.io import read_rows
-    from negtune.data.tasks import answer_shares as shares
-
-    return shares(read_rows(eval_dir / "samples.jsonl"), {r["id"]: r["trap_answer"] for r in read_rows(eval_file)})
-
-
 def score(model: str, out: Path, eval_file: str) -> dict:
-    return {**evaluate(model, out, eval_file, engine="hf"), **answer_shares(out, eval_file)}
+    from negtune.data.tasks import eval_answer_shares
+
+    return {**evaluate(model, out, eval_file, engine="hf"), **eval_answer_shares(out / "samples.jsonl", eval_file)}
 
 
 def rollout(work: Path, base: str, seed: int, a) -> tuple[str, dict]:
     """The labeled rollout of seed ``seed`` (made once; every variant trains on it)."""
     from negtune.data.io import read_rows
     from negtune.data.schema import read_labeled
+    from negtune.data.tasks import write_trap_problems
     from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
     out = work / f"seed{seed}" / "rollout"
-    train_file = trap_problems(work, f"train-seed{seed}", a.prompts, a.problem_seed + seed)
+    train_file = write_trap_problems(work / f"train-seed{seed}.jsonl", a.prompts, a.problem_seed + seed)
     if (out / "stats.json").exists():  # finished: read it without taking the folder's lock (parallel runs)
         stats = json.loads((out / "stats.json").read_text())
     else:
@@ -263,20 +247,22 @@ def main() -> None:
     t0 = time.monotonic()
     seeds, variants, pairs, lrs = comparison_plan(ap, a, VARIANTS)
 
+    from negtune.data.tasks import eval_answer_shares, write_trap_problems
     from negtune.evaluation.stats import paired_difference
+
     work = comparison_work(a, f"trap{a.trap:g}-{a.trap_steps}-p{a.prompts}-steps{a.steps}-b{a.batch}-eval{a.eval}"
                            + ("" if a.problem_seed == PROBLEM_SEED else f"-ps{a.problem_seed}"))
     start = comparison_base(a)
     base = trap_model(work, start, a.trap, a.trap_steps)
-    a.eval_file = trap_problems(work, f"eval{a.eval_tag}", a.eval, a.eval_seed)
+    a.eval_file = write_trap_problems(work / f"eval{a.eval_tag}.jsonl", a.eval, a.eval_seed)
     start_eval = score(start, work / f"eval-start{a.eval_tag}", a.eval_file)
     base_eval = score(base, work / f"eval-base{a.eval_tag}", a.eval_file)
     tuning, chosen, tuned, runs = tuned_runs(variants, lrs, seeds, a.tune_seed,
                                              lambda v, lr, s: train_and_eval(work, base, v, lr, s, a))
     table = avg8_summary(runs, chosen)
     for v, rs in runs.items():  # (read from the kept samples: runs made before a share was tracked have it too)
-        shares = [answer_shares(work / f"seed{r['seed']}" / f"{v}-lr{r['lr']:g}" / f"eval{a.eval_tag}", a.eval_file)
-                  for r in rs]
+        shares = [eval_answer_shares(work / f"seed{r['seed']}" / f"{v}-lr{r['lr']:g}" / f"eval{a.eval_tag}" /
+                                     "samples.jsonl", a.eval_file) for r in rs]
         table[v]["trap_per_seed"] = [x["trap_rate"] for x in shares]
         table[v]["mean_trap"] = statistics.fmean(table[v]["trap_per_seed"])
         for k in ("no_answer_rate", "answer_only_rate", "arith_error_rate"):

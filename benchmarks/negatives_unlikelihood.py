@@ -71,25 +71,29 @@ def biographies(seed: int) -> tuple[list[dict], list[dict]]:
     return train, held
 
 
-def _config(out: Path, steps: int, lr: float, seed: int, seq_ul_rate: float):
+def _config(out: Path, steps: int, lr: float, seed: int, seq_ul_rate: float, batch: int = 16):
     from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 
     return UnlikelihoodConfig(output_dir=str(out), max_steps=steps, learning_rate=lr, seed=seed,
-                              per_device_train_batch_size=16, seq_ul_rate=seq_ul_rate, seq_ul_ngram=4,
+                              per_device_train_batch_size=batch, seq_ul_rate=seq_ul_rate, seq_ul_ngram=4,
                               seq_ul_prefix_length=50, seq_ul_max_new_tokens=MAX_NEW, lr_scheduler_type="constant",
                               warmup_steps=0, use_cpu=True, report_to="none", save_strategy="no",
                               disable_tqdm=True, logging_steps=10_000)
 
 
-def train(model_dir: str, out: Path, rows: list[dict], steps: int, lr: float, seed: int, seq_ul_rate: float) -> None:
+def train(model_dir: str, out: Path, rows: list[dict], steps: int, lr: float, seed: int, seq_ul_rate: float,
+          batch: int = 16, peft_config=None) -> None:
+    """MLE (``seq_ul_rate`` 0) or MLE + seq-UL from ``model_dir``; the model (LoRA merged) saved to ``out``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from negtune.trainers import UnlikelihoodTrainer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    UnlikelihoodTrainer(model, _config(out / "trainer", steps, lr, seed, seq_ul_rate), train_dataset=rows,
-                        processing_class=tok).train()
+    trainer = UnlikelihoodTrainer(model, _config(out / "trainer", steps, lr, seed, seq_ul_rate, batch),
+                                  train_dataset=rows, processing_class=tok, peft_config=peft_config)
+    trainer.train()
+    model = trainer.model.merge_and_unload() if peft_config is not None else model
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
 
@@ -218,6 +222,21 @@ def choose(results: dict[float, dict]) -> float:
     return min(results, key=lambda lr: results[lr]["after"]["ppl"])
 
 
+def summary(runs: dict[str, list[dict]], chosen: dict[str, float]) -> dict:
+    """Per method its learning rate and per-seed scores; the base's mean; seq-UL - MLE paired by seed, and the
+    target's two ratios (seq-rep-4 seq-UL / MLE, perplexity increase)."""
+    from negtune.evaluation.stats import paired_difference
+
+    table = {m: {"lr": chosen[m], **{k: [r["after"][k] for r in rs] for k in ("seq_rep_4", "rep_128", "ppl")},
+                 "example": rs[0]["after"]["example"]} for m, rs in runs.items()}
+    mle, ul = table["mle"], table["seq_ul"]
+    return {"base": {k: statistics.fmean(r["base"][k] for r in runs["mle"]) for k in ("seq_rep_4", "ppl")},
+            "methods": table, "difference": paired_difference(ul["seq_rep_4"], mle["seq_rep_4"]),
+            "ppl_difference": paired_difference(ul["ppl"], mle["ppl"]),
+            "seq_rep_ratio": statistics.fmean(ul["seq_rep_4"]) / max(statistics.fmean(mle["seq_rep_4"]), 1e-9),
+            "ppl_increase": statistics.fmean(ul["ppl"]) / statistics.fmean(mle["ppl"]) - 1}
+
+
 def results_section(r: dict) -> str:
     from negtune.evaluation.stats import format_difference
 
@@ -286,17 +305,12 @@ def main() -> None:
         chosen[m] = choose(results)
     runs = {m: [run(work, s, m, chosen[m], a) for s in seeds] for m in methods}
     spent += [r["train_s"] for rs in runs.values() for r in rs]
-    table = {m: {"lr": chosen[m], **{k: [r["after"][k] for r in rs] for k in ("seq_rep_4", "rep_128", "ppl")},
-                 "example": rs[0]["after"]["example"]} for m, rs in runs.items()}
-    base = {k: statistics.fmean(r["base"][k] for r in runs["mle"]) for k in ("seq_rep_4", "ppl")}
-    mle, ul = table["mle"], table["seq_ul"]
+    compared = summary(runs, chosen)
+    table, mle = compared["methods"], compared["methods"]["mle"]
+    ul = table["seq_ul"]
     write_result({"benchmark": "negatives_seq_unlikelihood", "seeds": seeds,
                   "settings": {"base_steps": a.base_steps, "steps": a.steps, "lrs": lrs, "tune_seed": a.tune_seed},
-                  "base": base, "tuning": tuning, "methods": table,
-                  "difference": paired_difference(ul["seq_rep_4"], mle["seq_rep_4"]),
-                  "ppl_difference": paired_difference(ul["ppl"], mle["ppl"]),
-                  "seq_rep_ratio": statistics.fmean(ul["seq_rep_4"]) / max(statistics.fmean(mle["seq_rep_4"]), 1e-9),
-                  "ppl_increase": statistics.fmean(ul["ppl"]) / statistics.fmean(mle["ppl"]) - 1,
+                  "tuning": tuning, **compared,
                   **({"click": {
                       "vs_mle": paired_difference(table["click"]["seq_rep_4"], mle["seq_rep_4"]),
                       "vs_seq_ul": paired_difference(table["click"]["seq_rep_4"], ul["seq_rep_4"]),

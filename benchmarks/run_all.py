@@ -35,7 +35,7 @@ MANUAL = re.compile(r"<!-- manual -->.*?<!-- /manual -->", re.S)
 # the benchmark scripts, in the order of their sections in RESULTS.md; each defines RUNS and results_section
 # (see common.py); tests/test_benchmarks.py checks that this is every script in the folder
 SCRIPTS = ("rollout", "vllm_cpu", "npo_memory", "rlvr_speed", "rlvr_quality", "negatives_unlearning",
-           "open_unlearning_tofu", "negatives_unlikelihood", "negatives_rlvr", "negatives_nat", "negatives_token_forget", "negatives_negassist", "negatives_trap", "negatives_steps", "likra_learning", "goldfish_memorisation", "tofu_eval", "busy", "gpu_check",
+           "open_unlearning_tofu", "negatives_unlikelihood", "negatives_unlikelihood_smollm2", "negatives_rlvr", "negatives_nat", "negatives_token_forget", "negatives_negassist", "negatives_trap", "negatives_steps", "likra_learning", "goldfish_memorisation", "tofu_eval", "busy", "gpu_check",
            "faults")
 HELPERS = ("common", "step_timer", "open_unlearning", "run_all")  # the modules in this folder that are not benchmarks
 

@@ -225,8 +225,7 @@ class Demo:
         wrong ones (its implicit negative policy). Both: full fine-tuning, the same steps, batch and learning
         rate (the one ``benchmarks/negatives_trap.py``'s grid chose for both). Paired by seed: NFT - RFT in
         avg@8 on held-out trap problems, with its 95% Student-t interval, and how often each ends in the trap."""
-        from negtune.data.io import read_rows, write_jsonl
-        from negtune.data.tasks import answer_shares, make_trap_problems
+        from negtune.data.tasks import eval_answer_shares, write_trap_problems
         from negtune.evaluation.stats import paired_difference
         from negtune.models.tiny import create_trap_model
         from negtune.rollout.stage import RolloutConfig, rollout_and_verify
@@ -241,20 +240,13 @@ class Demo:
                 create_trap_model(model, base, trap=0.8, steps=s.trap_steps,
                                   progress=lambda m: self.console.print(f"  trap model: {m}"))
 
-            def problems(name: str, n: int, seed: int) -> str:
-                path = root / f"{name}.jsonl"
-                if not path.exists():
-                    write_jsonl(path, make_trap_problems(n, seed=seed))
-                return str(path)
-
             # not the problems the benchmark's first run drew (seeds 4242 and 1000 + s): those of its replication
             # (negatives_trap_replication; the demo evaluates on the first 100 of its 200)
-            eval_file = problems("eval", s.trap_eval, self.cfg.seed + 3000)
-            traps = {r["id"]: r["trap_answer"] for r in read_rows(eval_file)}
+            eval_file = write_trap_problems(root / "eval.jsonl", s.trap_eval, self.cfg.seed + 3000)
 
             def score(model: Path, name: str) -> dict:
                 result = self.math_eval(str(model), f"trap/{name}", eval_file, n=8, progress=False)
-                shares = answer_shares(read_rows(self.out / "eval" / "trap" / name / "samples.jsonl"), traps)
+                shares = eval_answer_shares(self.out / "eval" / "trap" / name / "samples.jsonl", eval_file)
                 return {"avg@8": result["average"]["avg@8"], "trap_rate": shares["trap_rate"]}
 
             before = score(model, "trap-model")
@@ -264,8 +256,8 @@ class Demo:
                 rollout = root / f"rollout-seed{seed}"
                 if not (rollout / "stats.json").exists():
                     rollout_and_verify(RolloutConfig(
-                        model=str(model), dataset=problems(f"train-seed{seed}", s.trap_prompts,
-                                                           self.cfg.seed + 2000 + seed),
+                        model=str(model), dataset=write_trap_problems(root / f"train-seed{seed}.jsonl", s.trap_prompts,
+                                                                      self.cfg.seed + 2000 + seed),
                         out=str(rollout), n=8, temperature=1.0, max_new_tokens=96, seed=seed, engine="hf",
                         verify_workers=0), progress=False)
                 for name in scores:

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 from math_verify import parse, verify
@@ -98,3 +99,21 @@ def test_answer_shares_by_hand():
     assert answer_shares(samples, {"p": None})["trap_rate"] == 0  # a problem with no trap answer
     with pytest.raises(ValueError, match="no samples"):
         answer_shares([], {})
+
+
+def test_trap_problem_files_are_written_once_and_scored_from_files(tmp_path):
+    """write_trap_problems keeps a file it wrote before (a rerun reuses its draw); eval_answer_shares reads an
+    evaluation's samples and the problem file's trap answers."""
+    import json
+
+    from negtune.data.io import read_rows
+    from negtune.data.tasks import eval_answer_shares, make_trap_problems, write_trap_problems
+
+    path = write_trap_problems(tmp_path / "p.jsonl", 5, seed=3)
+    assert read_rows(path) == make_trap_problems(5, 3)
+    stamp = Path(path).stat().st_mtime_ns
+    assert write_trap_problems(path, 5, seed=4) == path and Path(path).stat().st_mtime_ns == stamp
+    rows = read_rows(path)
+    samples = [{"id": r["id"], "completions": ["x", "y"], "extracted": [r["trap_answer"], r["answer"]]} for r in rows]
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(x) + "\n" for x in samples))
+    assert eval_answer_shares(tmp_path / "samples.jsonl", path)["trap_rate"] == 0.5

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from negtune.utils.answers import last_boxed
 
@@ -106,6 +107,24 @@ def make_trap_problems(n: int, seed: int, difficulty: int = 2) -> list[dict]:
     if len(rows) < n:
         raise ValueError(f"only {len(rows)} trap problems among {pool} (seed {seed}, difficulty {difficulty})")
     return rows
+
+
+def write_trap_problems(path: str | Path, n: int, seed: int) -> str:
+    """``make_trap_problems(n, seed)`` as a jsonl file at ``path``, written only if it is missing (a demo or a
+    benchmark rerun reuses the problems it drew before). Returns the path."""
+    from negtune.data.io import write_jsonl
+
+    if not Path(path).exists():
+        write_jsonl(path, make_trap_problems(n, seed))
+    return str(path)
+
+
+def eval_answer_shares(samples_file: str | Path, problems_file: str | Path) -> dict[str, float]:
+    """``answer_shares`` of a math evaluation's ``samples.jsonl`` against the trap answers of the problem file
+    it evaluated."""
+    from negtune.data.io import read_rows
+
+    return answer_shares(read_rows(samples_file), {r["id"]: r["trap_answer"] for r in read_rows(problems_file)})
 
 
 _LINE = re.compile(r"(-?\d+) ([+*-]) (-?\d+) = (-?\d+)\.")

@@ -1,0 +1,188 @@
+"""Does sequence-level unlikelihood cut a pretrained model's repetition? SmolLM2-135M-Instruct: MLE vs MLE + seq-UL.
+
+    python benchmarks/negatives_unlikelihood_smollm2.py [--seeds 0,1,2,3,4] [--tune-seed 100] [--lrs 3e-4,1e-3]
+        [--steps 30] [--batch 4] [--held-out 32] [--model DIR] [--work DIR]
+
+The claim (Welleck et al. 2019, Table 2): fine-tuning a converged language model with sequence-level
+unlikelihood on its own greedy continuations of 50-token prefixes cuts seq-rep-4 by an order of magnitude
+(GPT-2 size, Wikitext-103: 0.506 -> 0.0x) at a small perplexity cost, against fine-tuning with MLE alone.
+``negatives_unlikelihood.py`` tests it on a tiny model trained from scratch, where continued MLE itself moves
+repetition; this script tests it where the paper does, on a pretrained model.
+
+The model: SmolLM2-135M-Instruct (``negtune model prepare smollm2-135m-instruct``, or ``--model``) used as a plain
+language model: a copy without its chat template, so prompts are raw text. Its greedy continuations of prefixes
+of English prose loop ("He is also known for his work in the Arab-Israeli conflict. ... the Arab-Israeli
+conflict"): seq-rep-4 0.54 on 16 TOFU passages, close to the paper's 0.506.
+
+The text: TOFU's 200 fictitious authors (``tofu/full.json`` under the shared data), each author's 20 answers in
+order, cut at answer ends into chunks of at least ``CHUNK`` tokens. A chunk's first ``PREFIX`` tokens are the
+prompt, the rest the completion (it ends where an answer ends, so the end-of-sequence token after it is right).
+Seed s shuffles the authors: the first ``--held-out`` authors' first chunks are scored, every chunk of the others
+trains. From the model, ``--steps`` steps (batch ``--batch``, LoRA r 16 on every linear layer, merged after,
+constant learning rate) of
+
+- ``mle``: MLE on the training completions (``UnlikelihoodTrainer`` with ``seq_ul_rate 0``);
+- ``seq_ul``: the same with half the steps sequence-level UL on greedy continuations (100 tokens) of the
+  training prefixes (``seq_ul_rate 0.5``, 4-grams: the paper's settings).
+
+Scored on the held-out prefixes: seq-rep-4 and rep/128 of greedy continuations (100 tokens, or to the
+end-of-sequence token) and the perplexity of the true completions. Equal tuning: the same grid and rule for
+both (``negatives_unlikelihood.choose``: the lowest seq-rep-4 among rates within +10% perplexity of the model
+before training, else the lowest perplexity), on a tuning seed. Paired by seed: same held-out authors, same
+training text. Resumable: each run keeps its model and scores under ``--work``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from common import Run, parser, section, write_result
+from negatives_unlikelihood import choose, score, summary, train
+
+CHUNK, PREFIX, AUTHOR_ANSWERS = 150, 50, 20
+RUNS = (Run("negatives_unlikelihood_smollm2", full=("--seeds", "0,1,2,3,4"),
+            quick=("--seeds", "0,1", "--lrs", "3e-4", "--steps", "2", "--held-out", "4")),)
+
+
+def plain_lm(model: str, out: Path) -> str:
+    """A copy of ``model`` without a chat template: its tokenizer renders a prompt as the raw text it is."""
+    if not (out / "config.json").exists():
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("chat_template.jinja", "NEGTUNE_ORIGIN.json"))
+        config = json.loads((tmp / "tokenizer_config.json").read_text())
+        config.pop("chat_template", None)
+        (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+        tmp.rename(out)
+    return str(out)
+
+
+def chunks(tok, answers: list[str]) -> list[dict]:
+    """One author's answers as prompt/completion rows: consecutive answers joined until at least ``CHUNK``
+    tokens, the first ``PREFIX`` of them the prompt."""
+    rows, text = [], ""
+    for answer in answers:
+        text = f"{text} {answer}" if text else answer
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= CHUNK:
+            rows.append({"prompt": tok.decode(ids[:PREFIX]), "completion": tok.decode(ids[PREFIX:]), "label": True})
+            text = ""
+    return rows
+
+
+def split(tok, tofu: Path, seed: int, held_out: int) -> tuple[list[dict], list[dict]]:
+    """(training rows, held-out rows) of seed ``seed``: every chunk of the training authors, the first chunk of
+    each held-out author."""
+    from negtune.data.io import read_rows
+
+    qa = read_rows(tofu)
+    if len(qa) % AUTHOR_ANSWERS:
+        raise ValueError(f"{tofu}: {len(qa)} rows is not a whole number of authors ({AUTHOR_ANSWERS} answers each)")
+    authors = [[r["answer"] for r in qa[i:i + AUTHOR_ANSWERS]] for i in range(0, len(qa), AUTHOR_ANSWERS)]
+    random.Random(seed).shuffle(authors)
+    held = [chunks(tok, a)[0] for a in authors[:held_out]]
+    return [row for a in authors[held_out:] for row in chunks(tok, a)], held
+
+
+def lora():
+    from peft import LoraConfig
+
+    return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def run(work: Path, base: str, seed: int, method: str, lr: float, a) -> dict:
+    from transformers import AutoTokenizer
+
+    path = work / f"seed{seed}" / f"{method}-lr{lr:g}"
+    if (path / "run.json").exists():
+        return json.loads((path / "run.json").read_text())
+    train_rows, held = split(AutoTokenizer.from_pretrained(base), a.tofu, seed, a.held_out)
+    t0 = time.monotonic()
+    if not (path / "config.json").exists():
+        train(base, path, train_rows, a.steps, lr, seed, 0.5 if method == "seq_ul" else 0.0, a.batch, lora())
+    base_score = work / f"seed{seed}" / "base-score.json"
+    if not base_score.exists():
+        base_score.write_text(json.dumps(score(base, held)))
+    result = {"method": method, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
+              "train_rows": len(train_rows), "base": json.loads(base_score.read_text()),
+              "after": score(str(path), held)}
+    (path / "run.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def results_section(r: dict) -> str:
+    from negtune.evaluation.stats import format_difference
+
+    s = r["settings"]
+    rows = [[m, f"{t['lr']:g}", ", ".join(f"{v:.3f}" for v in t["seq_rep_4"]), f"{statistics.fmean(t['seq_rep_4']):.3f}",
+             f"{statistics.fmean(t['rep_128']):.3f}", f"{statistics.fmean(t['ppl']):.2f}"]
+            for m, t in r["methods"].items()]
+    return section(
+        "Negatives that matter: sequence-level unlikelihood vs MLE on a pretrained model, repetition "
+        "(`benchmarks/negatives_unlikelihood_smollm2.py`)",
+        f"SmolLM2-135M-Instruct as a plain language model (no chat template), before training: greedy seq-rep-4 "
+        f"{r['base']['seq_rep_4']:.3f}, perplexity {r['base']['ppl']:.2f} on {s['held_out']} held-out TOFU "
+        f"passages per seed ({PREFIX}-token prefixes, continuations of 100 tokens or to EOS). {s['steps']} steps "
+        f"of MLE or MLE + seq-UL (rate 0.5, 4-grams) on the other authors' text ({r['train_rows']} chunks), batch "
+        f"{s['batch']}, LoRA r 16 on every linear layer, constant learning rate from the grid {s['lrs']} chosen on "
+        f"tuning seed {s['tune_seed']} by the same rule for both; seeds {r['seeds']}.",
+        ["method", "lr", "seq-rep-4 per seed", "seq-rep-4", "rep/128", "perplexity"], rows,
+        f"**seq-UL / MLE seq-rep-4: {r['seq_rep_ratio']:.2f}x; seq-UL - MLE seq-rep-4: "
+        f"{format_difference(r['difference'])}; perplexity {100 * r['ppl_increase']:+.1f}% "
+        f"({format_difference(r['ppl_difference'], 2)})** (target: < 0.5x at <= +10%). Tuning: {r['tuning']}. "
+        f"Training time summed over all runs, tuning included: {r['train_seconds']:.0f} s; this invocation "
+        f"{r['seconds']:.0f} s (finished runs are reused).")
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--tune-seed", type=int, default=100)
+    ap.add_argument("--lrs", default="3e-4,1e-3")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--held-out", type=int, default=32, help="authors scored per seed (their first passage)")
+    ap.add_argument("--model", help="model folder (default: negtune model prepare smollm2-135m-instruct)")
+    ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_unlikelihood_smollm2"))
+    a = ap.parse_args()
+    t0 = time.monotonic()
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if a.tune_seed in seeds:
+        ap.error("--tune-seed must not be an evaluation seed")
+    lrs = [float(x) for x in a.lrs.split(",")]
+
+    from negtune.data.paths import shared_data_dir
+    from negtune.models.prepare import prepare
+    from negtune.utils import threads
+
+    data = shared_data_dir()
+    if data is None or not (data / "tofu" / "full.json").exists():
+        ap.error("needs TOFU's full.json under the shared data (NEGTUNE_DATA_DIR)")
+    a.tofu = data / "tofu" / "full.json"
+    threads.configure()  # negtune's policy: the free cores, adapted while it runs
+    model = a.model or str(prepare("smollm2-135m-instruct", log=lambda *_: None)[0])
+    work = Path(a.work) / f"{Path(model).name}-steps{a.steps}-b{a.batch}-held{a.held_out}"
+    work.mkdir(parents=True, exist_ok=True)
+    base = plain_lm(model, work / "plain-lm")
+    tuning, chosen, spent = {}, {}, []
+    for m in ("mle", "seq_ul"):
+        results = {lr: run(work, base, a.tune_seed, m, lr, a) for lr in lrs}
+        spent += [r["train_s"] for r in results.values()]
+        tuning[m] = {f"{lr:g}": {k: round(v["after"][k], 3) for k in ("seq_rep_4", "ppl")} for lr, v in results.items()}
+        chosen[m] = choose(results)
+    runs = {m: [run(work, base, s, m, chosen[m], a) for s in seeds] for m in ("mle", "seq_ul")}
+    spent += [r["train_s"] for rs in runs.values() for r in rs]
+    write_result({"benchmark": "negatives_seq_unlikelihood_smollm2", "seeds": seeds,
+                  "settings": {"steps": a.steps, "batch": a.batch, "held_out": a.held_out, "lrs": lrs,
+                               "tune_seed": a.tune_seed, "model": Path(model).name},
+                  "train_rows": runs["mle"][0]["train_rows"], "tuning": tuning, **summary(runs, chosen),
+                  "train_seconds": round(sum(spent), 1), "seconds": round(time.monotonic() - t0, 1)}, a.json)
+
+
+if __name__ == "__main__":
+    main()
