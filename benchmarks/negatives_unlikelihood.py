@@ -222,6 +222,20 @@ def choose(results: dict[float, dict]) -> float:
     return min(results, key=lambda lr: results[lr]["after"]["ppl"])
 
 
+def tuned_runs(methods, lrs: list[float], seeds: list[int], tune_seed: int, run) -> tuple[dict, dict, dict, list]:
+    """Every method at every rate of the grid on the tuning seed (``run(method, lr, seed)`` -> a run's result),
+    the rate ``choose`` keeps, then every seed at it. Returns (the tuning scores for the report, the chosen
+    rate per method, the seeds' runs per method, every run's training seconds)."""
+    tuning, chosen, spent = {}, {}, []
+    for m in methods:
+        results = {lr: run(m, lr, tune_seed) for lr in lrs}
+        spent += [r["train_s"] for r in results.values()]
+        tuning[m] = {f"{lr:g}": {k: round(v["after"][k], 3) for k in ("seq_rep_4", "ppl")} for lr, v in results.items()}
+        chosen[m] = choose(results)
+    runs = {m: [run(m, chosen[m], s) for s in seeds] for m in methods}
+    return tuning, chosen, runs, spent + [r["train_s"] for rs in runs.values() for r in rs]
+
+
 def summary(runs: dict[str, list[dict]], chosen: dict[str, float]) -> dict:
     """Per method its learning rate and per-seed scores; the base's mean; seq-UL - MLE paired by seed, and the
     target's two ratios (seq-rep-4 seq-UL / MLE, perplexity increase)."""
@@ -297,14 +311,8 @@ def main() -> None:
     methods = tuple(a.methods.split(","))
     if not {"mle", "seq_ul"} <= set(methods) or not set(methods) <= {"mle", "seq_ul", "click"}:
         ap.error("--methods: mle,seq_ul and optionally click")
-    tuning, chosen, spent = {}, {}, []
-    for m in methods:
-        results = {lr: run(work, a.tune_seed, m, lr, a) for lr in lrs}
-        spent += [r["train_s"] for r in results.values()]
-        tuning[m] = {f"{lr:g}": {k: round(v["after"][k], 3) for k in ("seq_rep_4", "ppl")} for lr, v in results.items()}
-        chosen[m] = choose(results)
-    runs = {m: [run(work, s, m, chosen[m], a) for s in seeds] for m in methods}
-    spent += [r["train_s"] for rs in runs.values() for r in rs]
+    tuning, chosen, runs, spent = tuned_runs(methods, lrs, seeds, a.tune_seed,
+                                             lambda m, lr, s: run(work, s, m, lr, a))
     compared = summary(runs, chosen)
     table, mle = compared["methods"], compared["methods"]["mle"]
     ul = table["seq_ul"]

@@ -27,7 +27,7 @@ constant learning rate) of
 
 Scored on the held-out prefixes: seq-rep-4 and rep/128 of greedy continuations (100 tokens, or to the
 end-of-sequence token) and the perplexity of the true completions. Equal tuning: the same grid and rule for
-both (``negatives_unlikelihood.choose``: the lowest seq-rep-4 among rates within +10% perplexity of the model
+both (``negatives_unlikelihood.tuned_runs``: the lowest seq-rep-4 among rates within +10% perplexity of the model
 before training, else the lowest perplexity), on a tuning seed. Paired by seed: same held-out authors, same
 training text. Resumable: each run keeps its model and scores under ``--work``.
 """
@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 from common import Run, parser, section, write_result
-from negatives_unlikelihood import choose, score, summary, train
+from negatives_unlikelihood import score, summary, train, tuned_runs
 
 CHUNK, PREFIX, AUTHOR_ANSWERS = 150, 50, 20
 RUNS = (Run("negatives_unlikelihood_smollm2", full=("--seeds", "0,1,2,3,4"),
@@ -169,14 +169,8 @@ def main() -> None:
     work = Path(a.work) / f"{Path(model).name}-steps{a.steps}-b{a.batch}-held{a.held_out}"
     work.mkdir(parents=True, exist_ok=True)
     base = plain_lm(model, work / "plain-lm")
-    tuning, chosen, spent = {}, {}, []
-    for m in ("mle", "seq_ul"):
-        results = {lr: run(work, base, a.tune_seed, m, lr, a) for lr in lrs}
-        spent += [r["train_s"] for r in results.values()]
-        tuning[m] = {f"{lr:g}": {k: round(v["after"][k], 3) for k in ("seq_rep_4", "ppl")} for lr, v in results.items()}
-        chosen[m] = choose(results)
-    runs = {m: [run(work, base, s, m, chosen[m], a) for s in seeds] for m in ("mle", "seq_ul")}
-    spent += [r["train_s"] for rs in runs.values() for r in rs]
+    tuning, chosen, runs, spent = tuned_runs(("mle", "seq_ul"), lrs, seeds, a.tune_seed,
+                                             lambda m, lr, s: run(work, base, s, m, lr, a))
     write_result({"benchmark": "negatives_seq_unlikelihood_smollm2", "seeds": seeds,
                   "settings": {"steps": a.steps, "batch": a.batch, "held_out": a.held_out, "lrs": lrs,
                                "tune_seed": a.tune_seed, "model": Path(model).name},
