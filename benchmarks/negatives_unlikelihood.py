@@ -222,6 +222,14 @@ def choose(results: dict[float, dict]) -> float:
     return min(results, key=lambda lr: results[lr]["after"]["ppl"])
 
 
+def seeds_and_rates(ap, a) -> tuple[list[int], list[float]]:
+    """(evaluation seeds, learning-rate grid) from ``--seeds`` and ``--lrs``; ``--tune-seed`` must be neither."""
+    seeds = [int(s) for s in a.seeds.split(",")]
+    if a.tune_seed in seeds:
+        ap.error("--tune-seed must not be an evaluation seed")
+    return seeds, [float(x) for x in a.lrs.split(",")]
+
+
 def tuned_runs(methods, lrs: list[float], seeds: list[int], tune_seed: int, run) -> tuple[dict, dict, dict, list]:
     """Every method at every rate of the grid on the tuning seed (``run(method, lr, seed)`` -> a run's result),
     the rate ``choose`` keeps, then every seed at it. Returns (the tuning scores for the report, the chosen
@@ -298,10 +306,7 @@ def main() -> None:
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_unlikelihood"))
     a = ap.parse_args()
     t0 = time.monotonic()
-    seeds = [int(s) for s in a.seeds.split(",")]
-    if a.tune_seed in seeds:
-        ap.error("--tune-seed must not be an evaluation seed")
-    lrs = [float(x) for x in a.lrs.split(",")]
+    seeds, lrs = seeds_and_rates(ap, a)
 
     from negtune.evaluation.stats import paired_difference
     from negtune.utils import threads

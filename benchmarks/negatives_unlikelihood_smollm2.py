@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 from common import Run, parser, section, write_result
-from negatives_unlikelihood import score, summary, train, tuned_runs
+from negatives_unlikelihood import score, seeds_and_rates, summary, train, tuned_runs
 
 CHUNK, PREFIX, AUTHOR_ANSWERS = 150, 50, 20
 RUNS = (Run("negatives_unlikelihood_smollm2", full=("--seeds", "0,1,2,3,4"),
@@ -151,10 +151,7 @@ def main() -> None:
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_unlikelihood_smollm2"))
     a = ap.parse_args()
     t0 = time.monotonic()
-    seeds = [int(s) for s in a.seeds.split(",")]
-    if a.tune_seed in seeds:
-        ap.error("--tune-seed must not be an evaluation seed")
-    lrs = [float(x) for x in a.lrs.split(",")]
+    seeds, lrs = seeds_and_rates(ap, a)
 
     from negtune.data.paths import shared_data_dir
     from negtune.models.prepare import prepare
