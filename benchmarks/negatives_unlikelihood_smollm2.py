@@ -30,6 +30,13 @@ end-of-sequence token) and the perplexity of the true completions. Equal tuning:
 both (``negatives_unlikelihood.tuned_runs``: the lowest seq-rep-4 among rates within +10% perplexity of the model
 before training, else the lowest perplexity), on a tuning seed. Paired by seed: same held-out authors, same
 training text. Resumable: each run keeps its model and scores under ``--work``.
+
+``--from-mle LR`` is the paper's own protocol, sequence-level fine-tuning of a model already trained with MLE:
+every run starts from its seed's ``mle`` model at rate LR (the run above, trained first if missing) and trains
+``--steps`` more steps, ``mle`` (continued MLE, the baseline) or ``seq_ul``; the rule's "model before training"
+is then that MLE model, so "within +10% perplexity" is the target's own bound. Its test, stated before it ran
+(``negatives_unlikelihood_smollm2_finetune``): rates [1e-4, 3e-4], seeds 0-4, met if seq-UL / MLE seq-rep-4 is
+below 0.5x, the paired difference's 95% interval excludes 0 and perplexity rises at most 10% against MLE.
 """
 
 from __future__ import annotations
@@ -46,7 +53,10 @@ from negatives_unlikelihood import score, seeds_and_rates, summary, train, tuned
 
 CHUNK, PREFIX, AUTHOR_ANSWERS = 150, 50, 20
 RUNS = (Run("negatives_unlikelihood_smollm2", full=("--seeds", "0,1,2,3,4"),
-            quick=("--seeds", "0,1", "--lrs", "3e-4", "--steps", "2", "--held-out", "4")),)
+            quick=("--seeds", "0,1", "--lrs", "3e-4", "--steps", "2", "--held-out", "4")),
+        Run("negatives_unlikelihood_smollm2_finetune", full=("--seeds", "0,1,2,3,4", "--from-mle", "3e-4",
+                                                             "--lrs", "1e-4,3e-4"),
+            quick=("--seeds", "0,1", "--from-mle", "3e-4", "--lrs", "1e-4", "--steps", "2", "--held-out", "4")))
 
 
 def plain_lm(model: str, out: Path) -> str:
@@ -95,24 +105,42 @@ def lora():
     return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def run(work: Path, base: str, seed: int, method: str, lr: float, a) -> dict:
+def run(work: Path, start, seed: int, method: str, lr: float, a) -> dict:
+    """One run, or its record when finished: ``start(seed, held)`` gives the model it trains from and that
+    model's scores on the held-out passages."""
     from transformers import AutoTokenizer
 
     path = work / f"seed{seed}" / f"{method}-lr{lr:g}"
     if (path / "run.json").exists():
         return json.loads((path / "run.json").read_text())
-    train_rows, held = split(AutoTokenizer.from_pretrained(base), a.tofu, seed, a.held_out)
+    train_rows, held = split(AutoTokenizer.from_pretrained(a.plain), a.tofu, seed, a.held_out)
+    base, base_scores = start(seed, held)
     t0 = time.monotonic()
     if not (path / "config.json").exists():
         train(base, path, train_rows, a.steps, lr, seed, 0.5 if method == "seq_ul" else 0.0, a.batch, lora())
-    base_score = work / f"seed{seed}" / "base-score.json"
-    if not base_score.exists():
-        base_score.write_text(json.dumps(score(base, held)))
     result = {"method": method, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
-              "train_rows": len(train_rows), "base": json.loads(base_score.read_text()),
-              "after": score(str(path), held)}
+              "train_rows": len(train_rows), "base": base_scores, "after": score(str(path), held)}
     (path / "run.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def pretrained_start(work: Path, plain: str):
+    """Runs start from the plain-LM copy; its scores are kept per seed."""
+    def start(seed: int, held: list[dict]) -> tuple[str, dict]:
+        path = work / f"seed{seed}" / "base-score.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(score(plain, held)))
+        return plain, json.loads(path.read_text())
+    return start
+
+
+def mle_start(work: Path, plain: str, lr: float, a):
+    """Runs start from the seed's MLE run at ``lr`` (trained first if missing); its scores are that run's."""
+    def start(seed: int, held: list[dict]) -> tuple[str, dict]:
+        first = run(work, pretrained_start(work, plain), seed, "mle", lr, a)
+        return str(work / f"seed{seed}" / f"mle-lr{lr:g}"), first["after"]
+    return start
 
 
 def results_section(r: dict) -> str:
@@ -122,12 +150,18 @@ def results_section(r: dict) -> str:
     rows = [[m, f"{t['lr']:g}", ", ".join(f"{v:.3f}" for v in t["seq_rep_4"]), f"{statistics.fmean(t['seq_rep_4']):.3f}",
              f"{statistics.fmean(t['rep_128']):.3f}", f"{statistics.fmean(t['ppl']):.2f}"]
             for m, t in r["methods"].items()]
+    start = s.get("from_mle")
+    where = (", fine-tuning the MLE model (the paper's protocol)" if start else "")
+    before = (f"Each seed's MLE model ({s['steps']} steps at {start:g} from SmolLM2-135M-Instruct as a plain "
+              "language model, the run above)" if start else
+              "SmolLM2-135M-Instruct as a plain language model (no chat template), before training")
     return section(
-        "Negatives that matter: sequence-level unlikelihood vs MLE on a pretrained model, repetition "
+        f"Negatives that matter: sequence-level unlikelihood vs MLE on a pretrained model{where}, repetition "
         "(`benchmarks/negatives_unlikelihood_smollm2.py`)",
-        f"SmolLM2-135M-Instruct as a plain language model (no chat template), before training: greedy seq-rep-4 "
+        f"{before}: greedy seq-rep-4 "
         f"{r['base']['seq_rep_4']:.3f}, perplexity {r['base']['ppl']:.2f} on {s['held_out']} held-out TOFU "
-        f"passages per seed ({PREFIX}-token prefixes, continuations of 100 tokens or to EOS). {s['steps']} steps "
+        f"passages per seed ({PREFIX}-token prefixes, continuations of 100 tokens or to EOS). {s['steps']} "
+        f"{'more ' if start else ''}steps "
         f"of MLE or MLE + seq-UL (rate 0.5, 4-grams) on the other authors' text ({r['train_rows']} chunks), batch "
         f"{s['batch']}, LoRA r 16 on every linear layer, constant learning rate from the grid {s['lrs']} chosen on "
         f"tuning seed {s['tune_seed']} by the same rule for both; seeds {r['seeds']}.",
@@ -147,6 +181,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--held-out", type=int, default=32, help="authors scored per seed (their first passage)")
+    ap.add_argument("--from-mle", type=float, metavar="LR",
+                    help="start every run from its seed's MLE model at this rate (sequence-level fine-tuning)")
     ap.add_argument("--model", help="model folder (default: negtune model prepare smollm2-135m-instruct)")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_unlikelihood_smollm2"))
     a = ap.parse_args()
@@ -163,14 +199,19 @@ def main() -> None:
     a.tofu = data / "tofu" / "full.json"
     threads.configure()  # negtune's policy: the free cores, adapted while it runs
     model = a.model or str(prepare("smollm2-135m-instruct", log=lambda *_: None)[0])
-    work = Path(a.work) / f"{Path(model).name}-steps{a.steps}-b{a.batch}-held{a.held_out}"
-    work.mkdir(parents=True, exist_ok=True)
-    base = plain_lm(model, work / "plain-lm")
+    first = Path(a.work) / f"{Path(model).name}-steps{a.steps}-b{a.batch}-held{a.held_out}"
+    first.mkdir(parents=True, exist_ok=True)
+    a.plain = plain_lm(model, first / "plain-lm")
+    if a.from_mle is None:
+        work, start = first, pretrained_start(first, a.plain)
+    else:
+        work, start = first / f"from-mle-lr{a.from_mle:g}", mle_start(first, a.plain, a.from_mle, a)
     tuning, chosen, runs, spent = tuned_runs(("mle", "seq_ul"), lrs, seeds, a.tune_seed,
-                                             lambda m, lr, s: run(work, base, s, m, lr, a))
+                                             lambda m, lr, s: run(work, start, s, m, lr, a))
     write_result({"benchmark": "negatives_seq_unlikelihood_smollm2", "seeds": seeds,
                   "settings": {"steps": a.steps, "batch": a.batch, "held_out": a.held_out, "lrs": lrs,
-                               "tune_seed": a.tune_seed, "model": Path(model).name},
+                               "tune_seed": a.tune_seed, "model": Path(model).name,
+                               "from_mle": a.from_mle},
                   "train_rows": runs["mle"][0]["train_rows"], "tuning": tuning, **summary(runs, chosen),
                   "train_seconds": round(sum(spent), 1), "seconds": round(time.monotonic() - t0, 1)}, a.json)
 

@@ -124,6 +124,15 @@ MINIMAL = {
                     for m in ("mle", "seq_ul")},
         "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05,
         "train_seconds": 8.0, "seconds": 9.0},
+    "negatives_unlikelihood_smollm2_finetune": {
+        "seeds": [0, 1], "settings": {"steps": 2, "batch": 4, "held_out": 4, "lrs": [3e-4], "tune_seed": 100,
+                                      "model": "smollm2-135m-instruct", "from_mle": 3e-4},
+        "train_rows": 600, "base": {"seq_rep_4": 0.5, "ppl": 9.0},
+        "tuning": {"mle": {"0.0003": {"seq_rep_4": 0.5, "ppl": 8.0}}},
+        "methods": {m: {"lr": 3e-4, "seq_rep_4": [0.5, 0.4], "rep_128": [0.6, 0.5], "ppl": [8.0, 8.2]}
+                    for m in ("mle", "seq_ul")},
+        "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05,
+        "train_seconds": 8.0, "seconds": 9.0},
     "negatives_ngrpo_grpo": _RLVR,
     "negatives_ngrpo_grpo_confirm": _RLVR | {"settings": {**_RLVR["settings"], "difficulty": 4, "eval_seed": 5000}},
     "negatives_nft_rft": _RLVR | {"pair": ["nft", "rft"], "metric": "avg@8"},

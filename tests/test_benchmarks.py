@@ -129,7 +129,8 @@ def test_negatives_unlikelihood_and_rlvr_smoke(tmp_path):
 def test_unlikelihood_on_a_pretrained_model_smoke(tiny_model_dir, shared_data, tmp_path):
     """The pretrained-model repetition experiment at smoke size (the tiny model stands in for SmolLM2): TOFU
     passages split into prefix/completion chunks by seed, a copy of the model without its chat template, LoRA
-    runs merged and scored, the paired difference reported, a rerun reusing every run."""
+    runs merged and scored, the paired difference reported, a rerun reusing every run; then
+    ``--from-mle``: runs that start from each seed's MLE model, reused as it is."""
     import json
     import os
     import subprocess
@@ -166,6 +167,17 @@ def test_unlikelihood_on_a_pretrained_model_smoke(tiny_model_dir, shared_data, t
     assert subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env).returncode == 0
     assert [p.stat().st_mtime_ns for p in runs] == stamps
     assert "seq-UL / MLE seq-rep-4" in bench.results_section(r)
+
+    # --from-mle: every run starts from its seed's MLE model above, which is reused, not trained again
+    fine = subprocess.run(cmd + ["--from-mle", "1e-3"], capture_output=True, text=True, timeout=900, env=env)
+    assert fine.returncode == 0, fine.stderr[-3000:]
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    second = sorted(p for p in tmp_path.rglob("run.json") if "from-mle-lr0.001" in str(p))
+    assert len(second) == 6 and len(sorted(tmp_path.rglob("run.json"))) == 12
+    f = json.loads((tmp_path / "r.json").read_text())
+    mle_after = json.loads(next(p for p in runs if "seed0/mle-" in str(p)).read_text())["after"]
+    assert json.loads(next(p for p in second if "seed0/mle-" in str(p)).read_text())["base"] == mle_after
+    assert f["settings"]["from_mle"] == 1e-3 and "fine-tuning the MLE model" in bench.results_section(f)
 
 
 def test_goldfish_memorisation_smoke(tmp_path):
