@@ -194,6 +194,21 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
 
 
+def finished_run(run: Path, eval_tag: str, evaluate_kept) -> dict | None:
+    """A run's record on the eval set ``eval_tag`` (``run{eval_tag}.json``) when written. A run trained and evaluated
+    on another set gets its record with ``"eval": evaluate_kept(run / f"eval{eval_tag}")``: the kept model is
+    evaluated, never trained again. None when the run was never trained."""
+    done = run / f"run{eval_tag}.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    trained = sorted(run.glob("run*.json"))
+    if not trained:
+        return None
+    result = {**json.loads(trained[0].read_text()), "eval": evaluate_kept(run / f"eval{eval_tag}")}
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
 def section(heading: str, text: str, header: list[str] | None = None, rows: tuple | list = (), after: str = "") -> str:
     """A results section: ``## heading``, a paragraph, a table (when ``header``) and what follows it."""
     parts = [f"## {heading}", text] + ([table(header, rows)] if header else []) + ([after] if after else [])

@@ -34,7 +34,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import Run, cpu_online_config, parser, section, tune_learning_rates, write_result
+from common import Run, cpu_online_config, finished_run, parser, section, tune_learning_rates, write_result
 
 PROMPTS_PER_STEP, N = 4, 8
 EVAL_SEED = 4242  # the held-out problems of every run before the confirmatory one
@@ -93,15 +93,9 @@ def train_and_eval(work: Path, base: str, method: str, lr: float, seed: int, a) 
     from negtune.trainers import build_online_trainer, prompt_dataset
 
     run = work / f"seed{seed}" / f"{method}-lr{lr:g}"
-    done = run / f"run{a.eval_tag}.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    trained = sorted(run.glob("run*.json"))
-    if trained:  # trained and evaluated on another problem set: evaluate the kept model on this one
-        result = {**json.loads(trained[0].read_text()),
-                  "eval": evaluate(str(run / "model"), run / f"eval{a.eval_tag}", a.eval_file)}
-        done.write_text(json.dumps(result, indent=1))
-        return result
+    kept = finished_run(run, a.eval_tag, lambda out: evaluate(str(run / "model"), out, a.eval_file))
+    if kept is not None:
+        return kept
     t0 = time.monotonic()
     model_dir = run / "model"
     log = {}
@@ -125,7 +119,7 @@ def train_and_eval(work: Path, base: str, method: str, lr: float, seed: int, a) 
     train_s = time.monotonic() - t0
     result = {"method": method, "lr": lr, "seed": seed, "train_s": round(train_s, 1), "train_log": log,
               "eval": evaluate(str(model_dir), run / f"eval{a.eval_tag}", a.eval_file)}
-    done.write_text(json.dumps(result, indent=1))
+    (run / f"run{a.eval_tag}.json").write_text(json.dumps(result, indent=1))
     return result
 
 

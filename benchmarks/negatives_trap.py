@@ -56,6 +56,7 @@ from common import (
     comparison_plan,
     comparison_work,
     difference_bullets,
+    finished_run,
     parser,
     section,
     tuned_runs,
@@ -156,15 +157,10 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
     from negtune.data.schema import read_labeled
 
     run = work / f"seed{seed}" / f"{variant}-lr{lr:g}"
-    done = run / f"run{a.eval_tag}.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    trained = sorted(run.glob("run*.json"))
-    if trained:  # trained and evaluated on another problem set: evaluate the kept model on this one
-        model = run / "model" if (run / "model" / "config.json").exists() else base  # (no rows: the trap model)
-        result = {**json.loads(trained[0].read_text()), "eval": score(str(model), run / f"eval{a.eval_tag}", a.eval_file)}
-        done.write_text(json.dumps(result, indent=1))
-        return result
+    kept_model = run / "model" if (run / "model" / "config.json").exists() else base  # (no rows: the trap model)
+    kept = finished_run(run, a.eval_tag, lambda out: score(str(kept_model), out, a.eval_file))
+    if kept is not None:
+        return kept
     data, rollout_stats = rollout(work, base, seed, a)
     method, overrides, keep = VARIANTS[variant]
     rows = read_labeled(data)
@@ -187,7 +183,7 @@ def train_and_eval(work: Path, base: str, variant: str, lr: float, seed: int, a)
     result = {"variant": variant, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
               "rollout": rollout_stats, "trained_on": len(rows) if spec.family == "labeled" else None,
               "eval": score(model, run / f"eval{a.eval_tag}", a.eval_file)}
-    done.write_text(json.dumps(result, indent=1))
+    (run / f"run{a.eval_tag}.json").write_text(json.dumps(result, indent=1))
     return result
 
 

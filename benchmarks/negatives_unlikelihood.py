@@ -71,26 +71,29 @@ def biographies(seed: int) -> tuple[list[dict], list[dict]]:
     return train, held
 
 
-def _config(out: Path, steps: int, lr: float, seed: int, seq_ul_rate: float, batch: int = 16):
+def _config(out: Path, steps: int, lr: float, seed: int, seq_ul_rate: float, batch: int = 16,
+            token_ul_alpha: float = 0.0):
     from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
 
     return UnlikelihoodConfig(output_dir=str(out), max_steps=steps, learning_rate=lr, seed=seed,
                               per_device_train_batch_size=batch, seq_ul_rate=seq_ul_rate, seq_ul_ngram=4,
+                              token_ul_alpha=token_ul_alpha,
                               seq_ul_prefix_length=50, seq_ul_max_new_tokens=MAX_NEW, lr_scheduler_type="constant",
                               warmup_steps=0, use_cpu=True, report_to="none", save_strategy="no",
                               disable_tqdm=True, logging_steps=10_000)
 
 
 def train(model_dir: str, out: Path, rows: list[dict], steps: int, lr: float, seed: int, seq_ul_rate: float,
-          batch: int = 16, peft_config=None) -> None:
-    """MLE (``seq_ul_rate`` 0) or MLE + seq-UL from ``model_dir``; the model (LoRA merged) saved to ``out``."""
+          batch: int = 16, peft_config=None, token_ul_alpha: float = 0.0) -> None:
+    """MLE (``seq_ul_rate`` 0) or MLE + seq-UL from ``model_dir``, with token-level UL when ``token_ul_alpha``;
+    the model (LoRA merged) saved to ``out``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from negtune.trainers import UnlikelihoodTrainer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    trainer = UnlikelihoodTrainer(model, _config(out / "trainer", steps, lr, seed, seq_ul_rate, batch),
+    trainer = UnlikelihoodTrainer(model, _config(out / "trainer", steps, lr, seed, seq_ul_rate, batch, token_ul_alpha),
                                   train_dataset=rows, processing_class=tok, peft_config=peft_config)
     trainer.train()
     model = trainer.model.merge_and_unload() if peft_config is not None else model
@@ -246,17 +249,23 @@ def tuned_runs(methods, lrs: list[float], seeds: list[int], tune_seed: int, run)
 
 def summary(runs: dict[str, list[dict]], chosen: dict[str, float]) -> dict:
     """Per method its learning rate and per-seed scores; the base's mean; seq-UL - MLE paired by seed, and the
-    target's two ratios (seq-rep-4 seq-UL / MLE, perplexity increase)."""
+    target's two ratios (seq-rep-4 seq-UL / MLE, perplexity increase); the same against MLE for every other
+    method (``vs_mle``)."""
     from negtune.evaluation.stats import paired_difference
 
     table = {m: {"lr": chosen[m], **{k: [r["after"][k] for r in rs] for k in ("seq_rep_4", "rep_128", "ppl")},
                  "example": rs[0]["after"]["example"]} for m, rs in runs.items()}
-    mle, ul = table["mle"], table["seq_ul"]
+    mle = table["mle"]
+
+    def against_mle(t: dict) -> dict:
+        return {"difference": paired_difference(t["seq_rep_4"], mle["seq_rep_4"]),
+                "ppl_difference": paired_difference(t["ppl"], mle["ppl"]),
+                "seq_rep_ratio": statistics.fmean(t["seq_rep_4"]) / max(statistics.fmean(mle["seq_rep_4"]), 1e-9),
+                "ppl_increase": statistics.fmean(t["ppl"]) / statistics.fmean(mle["ppl"]) - 1}
+
+    others = {m: against_mle(t) for m, t in table.items() if m not in ("mle", "seq_ul")}
     return {"base": {k: statistics.fmean(r["base"][k] for r in runs["mle"]) for k in ("seq_rep_4", "ppl")},
-            "methods": table, "difference": paired_difference(ul["seq_rep_4"], mle["seq_rep_4"]),
-            "ppl_difference": paired_difference(ul["ppl"], mle["ppl"]),
-            "seq_rep_ratio": statistics.fmean(ul["seq_rep_4"]) / max(statistics.fmean(mle["seq_rep_4"]), 1e-9),
-            "ppl_increase": statistics.fmean(ul["ppl"]) / statistics.fmean(mle["ppl"]) - 1}
+            "methods": table, **against_mle(table["seq_ul"]), **({"vs_mle": others} if others else {})}
 
 
 def results_section(r: dict) -> str:

@@ -23,7 +23,9 @@ constant learning rate) of
 
 - ``mle``: MLE on the training completions (``UnlikelihoodTrainer`` with ``seq_ul_rate 0``);
 - ``seq_ul``: the same with half the steps sequence-level UL on greedy continuations (100 tokens) of the
-  training prefixes (``seq_ul_rate 0.5``, 4-grams: the paper's settings).
+  training prefixes (``seq_ul_rate 0.5``, 4-grams: the paper's settings);
+- with ``--methods``, also ``token_ul`` (MLE + token-level UL, the previous tokens of the completion as
+  candidates, ``token_ul_alpha 1``) and ``token_seq_ul`` (both): the paper's other two rows.
 
 Scored on the held-out prefixes: seq-rep-4 and rep/128 of greedy continuations (100 tokens, or to the
 end-of-sequence token) and the perplexity of the true completions. Equal tuning: the same grid and rule for
@@ -52,7 +54,10 @@ from common import Run, parser, section, write_result
 from negatives_unlikelihood import score, seeds_and_rates, summary, train, tuned_runs
 
 CHUNK, PREFIX, AUTHOR_ANSWERS = 150, 50, 20
-RUNS = (Run("negatives_unlikelihood_smollm2", full=("--seeds", "0,1,2,3,4"),
+# method -> (fraction of steps that are sequence-level UL steps, token-level UL weight): Welleck et al.'s
+# Table 2 rows L_MLE, L_UL-seq, L_UL-token, L_UL-token+seq, with the reference's settings (0.5, 1.0)
+METHODS = {"mle": (0.0, 0.0), "seq_ul": (0.5, 0.0), "token_ul": (0.0, 1.0), "token_seq_ul": (0.5, 1.0)}
+RUNS = (Run("negatives_unlikelihood_smollm2", full=("--seeds", "0,1,2,3,4", "--methods", ",".join(METHODS)),
             quick=("--seeds", "0,1", "--lrs", "3e-4", "--steps", "2", "--held-out", "4")),
         Run("negatives_unlikelihood_smollm2_finetune", full=("--seeds", "0,1,2,3,4", "--from-mle", "3e-4",
                                                              "--lrs", "1e-4,3e-4"),
@@ -117,7 +122,8 @@ def run(work: Path, start, seed: int, method: str, lr: float, a) -> dict:
     base, base_scores = start(seed, held)
     t0 = time.monotonic()
     if not (path / "config.json").exists():
-        train(base, path, train_rows, a.steps, lr, seed, 0.5 if method == "seq_ul" else 0.0, a.batch, lora())
+        seq_ul_rate, token_ul_alpha = METHODS[method]
+        train(base, path, train_rows, a.steps, lr, seed, seq_ul_rate, a.batch, lora(), token_ul_alpha)
     result = {"method": method, "lr": lr, "seed": seed, "train_s": round(time.monotonic() - t0, 1),
               "train_rows": len(train_rows), "base": base_scores, "after": score(str(path), held)}
     (path / "run.json").write_text(json.dumps(result, indent=1))
@@ -168,7 +174,11 @@ def results_section(r: dict) -> str:
         ["method", "lr", "seq-rep-4 per seed", "seq-rep-4", "rep/128", "perplexity"], rows,
         f"**seq-UL / MLE seq-rep-4: {r['seq_rep_ratio']:.2f}x; seq-UL - MLE seq-rep-4: "
         f"{format_difference(r['difference'])}; perplexity {100 * r['ppl_increase']:+.1f}% "
-        f"({format_difference(r['ppl_difference'], 2)})** (target: < 0.5x at <= +10%). Tuning: {r['tuning']}. "
+        f"({format_difference(r['ppl_difference'], 2)})** (target: < 0.5x at <= +10%)."
+        + "".join(f" {m} / MLE seq-rep-4: {v['seq_rep_ratio']:.2f}x, {m} - MLE {format_difference(v['difference'])}, "
+                  f"perplexity {100 * v['ppl_increase']:+.1f}% ({format_difference(v['ppl_difference'], 2)})."
+                  for m, v in r.get("vs_mle", {}).items())
+        + f" Tuning: {r['tuning']}. "
         f"Training time summed over all runs, tuning included: {r['train_seconds']:.0f} s; this invocation "
         f"{r['seconds']:.0f} s (finished runs are reused).")
 
@@ -181,6 +191,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--held-out", type=int, default=32, help="authors scored per seed (their first passage)")
+    ap.add_argument("--methods", default="mle,seq_ul", help=f"two or more of {', '.join(METHODS)}; mle and seq_ul "
+                    "are always run")
     ap.add_argument("--from-mle", type=float, metavar="LR",
                     help="start every run from its seed's MLE model at this rate (sequence-level fine-tuning)")
     ap.add_argument("--model", help="model folder (default: negtune model prepare smollm2-135m-instruct)")
@@ -188,6 +200,10 @@ def main() -> None:
     a = ap.parse_args()
     t0 = time.monotonic()
     seeds, lrs = seeds_and_rates(ap, a)
+    unknown = set(a.methods.split(",")) - set(METHODS)
+    if unknown:
+        ap.error(f"--methods: unknown {', '.join(sorted(unknown))}; known: {', '.join(METHODS)}")
+    methods = [m for m in METHODS if m in {"mle", "seq_ul", *a.methods.split(",")}]
 
     from negtune.data.paths import shared_data_dir
     from negtune.models.prepare import prepare
@@ -206,7 +222,7 @@ def main() -> None:
         work, start = first, pretrained_start(first, a.plain)
     else:
         work, start = first / f"from-mle-lr{a.from_mle:g}", mle_start(first, a.plain, a.from_mle, a)
-    tuning, chosen, runs, spent = tuned_runs(("mle", "seq_ul"), lrs, seeds, a.tune_seed,
+    tuning, chosen, runs, spent = tuned_runs(methods, lrs, seeds, a.tune_seed,
                                              lambda m, lr, s: run(work, start, s, m, lr, a))
     write_result({"benchmark": "negatives_seq_unlikelihood_smollm2", "seeds": seeds,
                   "settings": {"steps": a.steps, "batch": a.batch, "held_out": a.held_out, "lrs": lrs,

@@ -68,7 +68,7 @@ def test_negatives_unlearning_smoke_runs_resumes_and_reports(tmp_path):
            "--eval-every", "2", "--facts-steps", "30", "--work", str(tmp_path / "work"),
            "--methods", "ga,npo,npo+loreun", "--compare", "npo:ga,npo+loreun:npo",
            "--plot", str(tmp_path / "fig.png"), "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["differences"]) == {"npo:ga", "npo+loreun:npo"}
@@ -154,26 +154,29 @@ def test_unlikelihood_on_a_pretrained_model_smoke(tiny_model_dir, shared_data, t
     script = BENCHMARKS / "negatives_unlikelihood_smollm2.py"
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "1e-3", "--steps", "2", "--held-out", "4",
            "--model", str(tiny_model_dir), "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
+    bad = subprocess.run(cmd + ["--methods", "mle,token"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--methods: unknown token" in bad.stderr
     env = {**os.environ, "NEGTUNE_DATA_DIR": str(shared_data)}
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["difference"]["n"] == 2 and all(0 <= v <= 1 for v in r["methods"]["seq_ul"]["seq_rep_4"])
     plain = next(tmp_path.rglob("plain-lm"))
     assert AutoTokenizer.from_pretrained(plain).chat_template is None and tok.chat_template
     runs = sorted(tmp_path.rglob("run.json"))
-    assert len(runs) == 6 and not list(tmp_path.rglob("adapter_config.json"))  # LoRA merged into each model
+    assert len(runs) == 9 and not list(tmp_path.rglob("adapter_config.json"))  # LoRA merged into each model
+    assert r["vs_mle"]["token_ul"]["difference"]["n"] == 2 and list(r["methods"]) == ["mle", "seq_ul", "token_ul"]
     stamps = [p.stat().st_mtime_ns for p in runs]
-    assert subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env).returncode == 0
+    assert subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900, env=env).returncode == 0
     assert [p.stat().st_mtime_ns for p in runs] == stamps
-    assert "seq-UL / MLE seq-rep-4" in bench.results_section(r)
+    assert "seq-UL / MLE seq-rep-4" in bench.results_section(r) and "token_ul / MLE" in bench.results_section(r)
 
     # --from-mle: every run starts from its seed's MLE model above, which is reused, not trained again
     fine = subprocess.run(cmd + ["--from-mle", "1e-3"], capture_output=True, text=True, timeout=900, env=env)
     assert fine.returncode == 0, fine.stderr[-3000:]
     assert [p.stat().st_mtime_ns for p in runs] == stamps
     second = sorted(p for p in tmp_path.rglob("run.json") if "from-mle-lr0.001" in str(p))
-    assert len(second) == 6 and len(sorted(tmp_path.rglob("run.json"))) == 12
+    assert len(second) == 6 and len(sorted(tmp_path.rglob("run.json"))) == 15
     f = json.loads((tmp_path / "r.json").read_text())
     mle_after = json.loads(next(p for p in runs if "seed0/mle-" in str(p)).read_text())["after"]
     assert json.loads(next(p for p in second if "seed0/mle-" in str(p)).read_text())["base"] == mle_after
@@ -190,7 +193,7 @@ def test_goldfish_memorisation_smoke(tmp_path):
     script = Path(run_all.__file__).parent / "goldfish_memorisation.py"
     cmd = [sys.executable, str(script), "--seeds", "0", "--steps", "4", "--suffix", "8", "--work", str(tmp_path),
            "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     for m in ("standard", "goldfish"):
@@ -216,7 +219,7 @@ def test_negatives_nat_smoke(tiny_model_dir, tmp_path):
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "3e-4", "--steps", "1", "--prompts", "8",
            "--difficulty", "1", "--eval", "4", "--base", str(tiny_model_dir), "--methods", "nat,sft,rft_offline", "--compare", "nat:sft,nat:rft_offline",
            "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["differences"]) == {"nat:sft", "nat:rft_offline"} and r["differences"]["nat:sft"]["n"] == 2
@@ -249,7 +252,7 @@ def test_negatives_token_forget_smoke(tiny_model_dir, tmp_path):
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "1e-3", "--steps", "1", "--ref-steps", "1",
            "--train", "20", "--eval", "4", "--base", str(tiny_model_dir), "--work", str(tmp_path),
            "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["differences"]) == {"forget:sft", "ignore:sft", "forget:ignore", "sft_clean:sft"}
@@ -281,7 +284,7 @@ def test_negatives_negassist_smoke(tiny_model_dir, tmp_path):
     script = Path(run_all.__file__).parent / "negatives_negassist.py"
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "3e-3", "--steps", "1", "--prompts", "8",
            "--eval", "4", "--base", str(tiny_model_dir), "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["methods"]) == {"sft", "integrated", "student", "sft_3x"} and r["differences"]["student:sft"]["n"] == 2
@@ -309,7 +312,7 @@ def test_negatives_steps_smoke(tiny_model_dir, tmp_path):
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "1e-3", "--steps", "1", "--prompts", "16",
            "--n", "4", "--k", "2", "--difficulty", "1", "--eval", "4", "--base", str(tiny_model_dir),
            "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["methods"]) == {"step", "nsa", "step_dpo", "nft", "outcome", "outcome_small", "step_oracle"}
