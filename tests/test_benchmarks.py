@@ -68,7 +68,7 @@ def test_negatives_unlearning_smoke_runs_resumes_and_reports(tmp_path):
            "--eval-every", "2", "--facts-steps", "30", "--work", str(tmp_path / "work"),
            "--methods", "ga,npo,npo+loreun", "--compare", "npo:ga,npo+loreun:npo",
            "--plot", str(tmp_path / "fig.png"), "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["differences"]) == {"npo:ga", "npo+loreun:npo"}
@@ -193,7 +193,7 @@ def test_goldfish_memorisation_smoke(tmp_path):
     script = Path(run_all.__file__).parent / "goldfish_memorisation.py"
     cmd = [sys.executable, str(script), "--seeds", "0", "--steps", "4", "--suffix", "8", "--work", str(tmp_path),
            "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     for m in ("standard", "goldfish"):
@@ -219,7 +219,7 @@ def test_negatives_nat_smoke(tiny_model_dir, tmp_path):
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "3e-4", "--steps", "1", "--prompts", "8",
            "--difficulty", "1", "--eval", "4", "--base", str(tiny_model_dir), "--methods", "nat,sft,rft_offline", "--compare", "nat:sft,nat:rft_offline",
            "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["differences"]) == {"nat:sft", "nat:rft_offline"} and r["differences"]["nat:sft"]["n"] == 2
@@ -252,7 +252,7 @@ def test_negatives_token_forget_smoke(tiny_model_dir, tmp_path):
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "1e-3", "--steps", "1", "--ref-steps", "1",
            "--train", "20", "--eval", "4", "--base", str(tiny_model_dir), "--work", str(tmp_path),
            "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["differences"]) == {"forget:sft", "ignore:sft", "forget:ignore", "sft_clean:sft"}
@@ -284,7 +284,7 @@ def test_negatives_negassist_smoke(tiny_model_dir, tmp_path):
     script = Path(run_all.__file__).parent / "negatives_negassist.py"
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "3e-3", "--steps", "1", "--prompts", "8",
            "--eval", "4", "--base", str(tiny_model_dir), "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["methods"]) == {"sft", "integrated", "student", "sft_3x"} and r["differences"]["student:sft"]["n"] == 2
@@ -312,7 +312,7 @@ def test_negatives_steps_smoke(tiny_model_dir, tmp_path):
     cmd = [sys.executable, str(script), "--seeds", "0,1", "--lrs", "1e-3", "--steps", "1", "--prompts", "16",
            "--n", "4", "--k", "2", "--difficulty", "1", "--eval", "4", "--base", str(tiny_model_dir),
            "--work", str(tmp_path), "--json", str(tmp_path / "r.json")]
-    first = subprocess.run(cmd + ["--methods", "token_ul"], capture_output=True, text=True, timeout=900)
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["methods"]) == {"step", "nsa", "step_dpo", "nft", "outcome", "outcome_small", "step_oracle"}
