@@ -328,19 +328,17 @@ def main() -> None:
     tuning, chosen, runs, spent = tuned_runs(methods, lrs, seeds, a.tune_seed,
                                              lambda m, lr, s: run(work, s, m, lr, a))
     compared = summary(runs, chosen)
-    table, mle = compared["methods"], compared["methods"]["mle"]
-    ul = table["seq_ul"]
+    click = compared.pop("vs_mle", {}).get("click")  # reported in its own block, with Click - seq-UL beside it
+    table = compared["methods"]
     write_result({"benchmark": "negatives_seq_unlikelihood", "seeds": seeds,
                   "settings": {"base_steps": a.base_steps, "steps": a.steps, "lrs": lrs, "tune_seed": a.tune_seed},
                   "tuning": tuning, **compared,
                   **({"click": {
-                      "vs_mle": paired_difference(table["click"]["seq_rep_4"], mle["seq_rep_4"]),
-                      "vs_seq_ul": paired_difference(table["click"]["seq_rep_4"], ul["seq_rep_4"]),
-                      "ppl_vs_mle": paired_difference(table["click"]["ppl"], mle["ppl"]),
-                      "seq_rep_ratio": statistics.fmean(table["click"]["seq_rep_4"])
-                      / max(statistics.fmean(mle["seq_rep_4"]), 1e-9),
-                      "ppl_increase": statistics.fmean(table["click"]["ppl"]) / statistics.fmean(mle["ppl"]) - 1,
-                      "samples": [r["click_samples"] for r in runs["click"]]}} if "click" in table else {}),
+                      "vs_mle": click["difference"],
+                      "vs_seq_ul": paired_difference(table["click"]["seq_rep_4"], table["seq_ul"]["seq_rep_4"]),
+                      "ppl_vs_mle": click["ppl_difference"], "seq_rep_ratio": click["seq_rep_ratio"],
+                      "ppl_increase": click["ppl_increase"],
+                      "samples": [r["click_samples"] for r in runs["click"]]}} if click else {}),
                   "train_seconds": round(sum(spent), 1), "seconds": round(time.monotonic() - t0, 1)}, a.json)
 
 
