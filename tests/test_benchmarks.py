@@ -374,7 +374,8 @@ def test_click_on_the_repetition_task_smoke(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
-    assert set(r["methods"]) == {"mle", "seq_ul", "click"} and r["click"]["vs_seq_ul"]["n"] == 2
+    assert set(r["methods"]) == {"mle", "seq_ul", "click"} and r["click"]["vs_seq_ul"]["n"] == r["click"]["vs_mle"]["n"] == 2
+    assert "vs_mle" not in r  # Click against MLE is reported once, in its own block
     for s in r["click"]["samples"]:
         assert s["samples"] == 64 * 8 and 0 < s["negatives"] < s["samples"]  # both labels: pairs exist
     module, _ = run_all.benchmarks()["negatives_unlikelihood"]
