@@ -213,6 +213,7 @@ def run(work: Path, seed: int, method: str, lr: float, a) -> dict:
 def base_score(work: Path, seed: int, base: str, held: list[dict]) -> dict:
     path = work / f"seed{seed}" / "base-score.json"
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(score(base, held)))
     return json.loads(path.read_text())
 

@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 from common import Run, parser, section, write_result
-from negatives_unlikelihood import score, seeds_and_rates, summary, train, tuned_runs
+from negatives_unlikelihood import base_score, score, seeds_and_rates, summary, train, tuned_runs
 
 CHUNK, PREFIX, AUTHOR_ANSWERS = 150, 50, 20
 # method -> (fraction of steps that are sequence-level UL steps, token-level UL weight): Welleck et al.'s
@@ -133,11 +133,7 @@ def run(work: Path, start, seed: int, method: str, lr: float, a) -> dict:
 def pretrained_start(work: Path, plain: str):
     """Runs start from the plain-LM copy; its scores are kept per seed."""
     def start(seed: int, held: list[dict]) -> tuple[str, dict]:
-        path = work / f"seed{seed}" / "base-score.json"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(score(plain, held)))
-        return plain, json.loads(path.read_text())
+        return plain, base_score(work, seed, plain, held)
     return start
 
 
