@@ -90,26 +90,32 @@ DESCRIPTIONS = {
     "nft_offline": "`nft_offline` NFT on the same rollout",
     "rft_offline": "`rft_offline` rejection-sampling fine-tuning on the same rollout",
 }
+_SMOKE = ("--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30", "--trap-steps", "5")
+
+
+def _fresh_draws(name: str, methods: str, compare: str, seeds: str, problem_seed: int, eval_seed: int) -> Run:
+    """``methods`` at the learning rate the first run's grid chose for all of them (1e-4), rollout and evaluation
+    problems drawn afresh."""
+    which = ("--methods", methods, "--compare", compare)
+    draws = ("--problem-seed", str(problem_seed), "--eval-seed", str(eval_seed))
+    return Run(name, full=(*which, "--lrs", "1e-4", "--seeds", seeds, *draws),
+               quick=(*which, "--seeds", "1", *_SMOKE, *draws))
+
+
+FIFTEEN = ",".join(map(str, range(1, 16)))
 RUNS = (
-    Run("negatives_trap", full=("--seeds", "0,1,2,3,4"),
-        quick=("--seeds", "0,1", "--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30",
-               "--trap-steps", "5")),
-    # the NFT - RFT result replicated on problems drawn afresh (rollouts and evaluation), at the learning rate
-    # the first run's grid chose for both; the same draws as `negtune demo`'s closing comparison
-    Run("negatives_trap_replication", full=("--methods", "nft_offline,rft_offline", "--compare",
-                                            "nft_offline:rft_offline", "--lrs", "1e-4", "--seeds", "1,2,3,4,5",
-                                            "--problem-seed", "2000", "--eval-seed", "3000"),
-        quick=("--methods", "nft_offline,rft_offline", "--compare", "nft_offline:rft_offline", "--seeds", "1",
-               "--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30", "--trap-steps", "5",
-               "--problem-seed", "2000", "--eval-seed", "3000")),
+    Run("negatives_trap", full=("--seeds", "0,1,2,3,4"), quick=("--seeds", "0,1", *_SMOKE)),
+    # the NFT - RFT result replicated on fresh problems; the same draws as `negtune demo`'s closing comparison
+    _fresh_draws("negatives_trap_replication", "nft_offline,rft_offline", "nft_offline:rft_offline", "1,2,3,4,5",
+                 2000, 3000),
     # a third test, stated before it ran (the replication's pooled result was a second look): 15 fresh seeds,
     # fresh rollout and evaluation problems; confirmed if NFT - RFT's 95% interval excludes 0
-    Run("negatives_trap_confirm", full=("--methods", "nft_offline,rft_offline", "--compare", "nft_offline:rft_offline",
-                                        "--lrs", "1e-4", "--seeds", ",".join(map(str, range(1, 16))),
-                                        "--problem-seed", "4000", "--eval-seed", "5000"),
-        quick=("--methods", "nft_offline,rft_offline", "--compare", "nft_offline:rft_offline", "--seeds", "1",
-               "--lrs", "1e-3", "--steps", "2", "--prompts", "8", "--eval", "8", "--warm-s", "30", "--trap-steps", "5",
-               "--problem-seed", "4000", "--eval-seed", "5000")),
+    _fresh_draws("negatives_trap_confirm", "nft_offline,rft_offline", "nft_offline:rft_offline", FIFTEEN, 4000, 5000),
+    # the contrastive target (QCRD > its positives-only objective) on the confirmatory draws, stated before it ran
+    # (2026-12-01): the first run's 5 seeds gave +0.017 [-0.082, +0.115], per-seed spread 0.08; 15 seeds, the
+    # rollouts above reused; met if QCRD - QCRD without negatives' 95% interval excludes 0 with QCRD ahead. SFT on
+    # the right rationales, the plain positives-only distillation, beside them
+    _fresh_draws("negatives_trap_qcrd_confirm", "qcrd,qcrd_pos,sft", "qcrd:qcrd_pos,qcrd:sft", FIFTEEN, 4000, 5000),
 )
 
 
@@ -199,8 +205,9 @@ def results_section(r: dict) -> str:
     ro = r["rollout"]
     seeds = f"{len(r['seeds'])} seed{'s' * (len(r['seeds']) != 1)}"
     problem_seed = s.get("problem_seed", PROBLEM_SEED)  # (results from before the flag: the first run's)
+    pairs = ", ".join(k.replace(":", " vs ") for k in r["differences"])
     kind = {PROBLEM_SEED: "", 2000: ", a replication on fresh problems",
-            4000: f", a confirmatory run on fresh problems ({seeds})"}.get(problem_seed, f", problem seed {problem_seed}")
+            4000: f", a confirmatory run on fresh problems ({seeds}): {pairs}"}.get(problem_seed, f", problem seed {problem_seed}")
     return section(
         f"Negatives on a trap task: a misconception the base prefers, avg@8{kind} (`benchmarks/negatives_trap.py`)",
         f"The tiny arithmetic model fine-tuned {s['trap_steps']} steps on arithmetic whose \"triples\" steps are "

@@ -218,9 +218,11 @@ def base_score(work: Path, seed: int, base: str, held: list[dict]) -> dict:
     return json.loads(path.read_text())
 
 
-def choose(results: dict[float, dict]) -> float:
-    """Lowest seq-rep-4 among learning rates whose perplexity is within 10% of the base's, else lowest ppl."""
-    ok = {lr: r for lr, r in results.items() if r["after"]["ppl"] <= 1.1 * r["base"]["ppl"]}
+def choose(results: dict[float, dict], reference_ppl: float | None = None) -> float:
+    """Lowest seq-rep-4 among learning rates whose perplexity is within 10% of ``reference_ppl`` (default: each
+    run's base's), else lowest ppl."""
+    ok = {lr: r for lr, r in results.items()
+          if r["after"]["ppl"] <= 1.1 * (r["base"]["ppl"] if reference_ppl is None else reference_ppl)}
     if ok:
         return min(ok, key=lambda lr: ok[lr]["after"]["seq_rep_4"])
     return min(results, key=lambda lr: results[lr]["after"]["ppl"])
@@ -234,16 +236,23 @@ def seeds_and_rates(ap, a) -> tuple[list[int], list[float]]:
     return seeds, [float(x) for x in a.lrs.split(",")]
 
 
-def tuned_runs(methods, lrs: list[float], seeds: list[int], tune_seed: int, run) -> tuple[dict, dict, dict, list]:
+def tuned_runs(methods, lrs: list[float], seeds: list[int], tune_seed: int, run,
+               ppl_against: str = "start") -> tuple[dict, dict, dict, list]:
     """Every method at every rate of the grid on the tuning seed (``run(method, lr, seed)`` -> a run's result),
-    the rate ``choose`` keeps, then every seed at it. Returns (the tuning scores for the report, the chosen
-    rate per method, the seeds' runs per method, every run's training seconds)."""
-    tuning, chosen, spent = {}, {}, []
-    for m in methods:
+    the rate ``choose`` keeps, then every seed at it. ``ppl_against`` is the perplexity the rule's +10% is
+    measured from: ``start`` the model before training, ``mle`` MLE's chosen run on the tuning seed (the
+    target's own bound; MLE itself is chosen against the start). Returns (the tuning scores for the report,
+    the chosen rate per method, the seeds' runs per method, every run's training seconds)."""
+    if ppl_against not in ("start", "mle"):
+        raise ValueError(f"ppl_against: {ppl_against!r} is neither 'start' nor 'mle'")
+    tuning, chosen, spent, reference = {}, {}, [], None
+    for m in ["mle", *(m for m in methods if m != "mle")]:
         results = {lr: run(m, lr, tune_seed) for lr in lrs}
         spent += [r["train_s"] for r in results.values()]
         tuning[m] = {f"{lr:g}": {k: round(v["after"][k], 3) for k in ("seq_rep_4", "ppl")} for lr, v in results.items()}
-        chosen[m] = choose(results)
+        chosen[m] = choose(results, reference)
+        if m == "mle" and ppl_against == "mle":
+            reference = results[chosen[m]]["after"]["ppl"]
     runs = {m: [run(m, chosen[m], s) for s in seeds] for m in methods}
     return tuning, chosen, runs, spent + [r["train_s"] for rs in runs.values() for r in rs]
 

@@ -36,9 +36,25 @@ training text. Resumable: each run keeps its model and scores under ``--work``.
 ``--from-mle LR`` is the paper's own protocol, sequence-level fine-tuning of a model already trained with MLE:
 every run starts from its seed's ``mle`` model at rate LR (the run above, trained first if missing) and trains
 ``--steps`` more steps, ``mle`` (continued MLE, the baseline) or ``seq_ul``; the rule's "model before training"
-is then that MLE model, so "within +10% perplexity" is the target's own bound. Its test, stated before it ran
+is then that MLE model (meant as the target's own bound; it is not, see below). Its test, stated before it ran
 (``negatives_unlikelihood_smollm2_finetune``): rates [1e-4, 3e-4], seeds 0-4, met if seq-UL / MLE seq-rep-4 is
 below 0.5x, the paired difference's 95% interval excludes 0 and perplexity rises at most 10% against MLE.
+
+It was not met: seq-rep-4 0.28x, but perplexity +13.6% against continued MLE, which kept lowering its own
+perplexity while seq-UL's rule bound it to the (higher) MLE model it started from. ``--ppl-against mle`` makes
+the rule's bound the target's: within +10% of MLE's tuned run on the tuning seed (MLE is still chosen against
+the model before training). A second test, stated before its runs started (2026-12-01 05:37,
+``negatives_unlikelihood_smollm2_finetune_mle_bound``): the same grid, tuning seed and evaluation seeds (their
+MLE runs reused; on the tuning seed the rule now keeps 1e-4, 11.07 against MLE's 10.16, where 3e-4 is at
+11.25), met on the same three conditions. A second look at the same seeds, so read a pass as "a rate the
+target's own rule picks holds on the seeds", not as a fresh pre-registered test. It was met (0.44x, +8.0%).
+``token_seq_ul``, the paper's best row, was added to that Run afterwards, by the same rule; not part of the test.
+
+A third test, the clean confirmation of the second, stated before its runs started (2026-12-01 07:10,
+``negatives_unlikelihood_smollm2_finetune_mle_bound_fresh``): the same settings and tuning seed (its runs reused,
+so the rates stay MLE 3e-4 and seq-UL 1e-4) on fresh evaluation seeds 5-9, each with its own MLE model; met on
+the same three conditions (seq-UL / MLE seq-rep-4 below 0.5x, the paired 95% interval excluding 0, perplexity at
+most +10% against MLE). Not met: 0.40x, but perplexity +10.5%.
 """
 
 from __future__ import annotations
@@ -57,11 +73,21 @@ CHUNK, PREFIX, AUTHOR_ANSWERS = 150, 50, 20
 # method -> (fraction of steps that are sequence-level UL steps, token-level UL weight): Welleck et al.'s
 # Table 2 rows L_MLE, L_UL-seq, L_UL-token, L_UL-token+seq, with the reference's settings (0.5, 1.0)
 METHODS = {"mle": (0.0, 0.0), "seq_ul": (0.5, 0.0), "token_ul": (0.0, 1.0), "token_seq_ul": (0.5, 1.0)}
+
+
+def _finetune(name: str, seeds: str, quick_seeds: str, *both: str, full_only: tuple[str, ...] = ()) -> Run:
+    """The paper's protocol (``--from-mle 3e-4``, grid [1e-4, 3e-4]) on ``seeds``; ``both`` added at either size."""
+    return Run(name, full=("--seeds", seeds, "--from-mle", "3e-4", "--lrs", "1e-4,3e-4", *both, *full_only),
+               quick=("--seeds", quick_seeds, "--from-mle", "3e-4", "--lrs", "1e-4", "--steps", "2", "--held-out", "4",
+                      *both))
+
+
 RUNS = (Run("negatives_unlikelihood_smollm2", full=("--seeds", "0,1,2,3,4", "--methods", "token_ul"),
             quick=("--seeds", "0,1", "--lrs", "3e-4", "--steps", "2", "--held-out", "4")),
-        Run("negatives_unlikelihood_smollm2_finetune", full=("--seeds", "0,1,2,3,4", "--from-mle", "3e-4",
-                                                             "--lrs", "1e-4,3e-4"),
-            quick=("--seeds", "0,1", "--from-mle", "3e-4", "--lrs", "1e-4", "--steps", "2", "--held-out", "4")))
+        _finetune("negatives_unlikelihood_smollm2_finetune", "0,1,2,3,4", "0,1"),
+        _finetune("negatives_unlikelihood_smollm2_finetune_mle_bound", "0,1,2,3,4", "0,1", "--ppl-against", "mle",
+                  full_only=("--methods", "token_seq_ul")),
+        _finetune("negatives_unlikelihood_smollm2_finetune_mle_bound_fresh", "5,6,7,8,9", "5,6", "--ppl-against", "mle"))
 
 
 def plain_lm(model: str, out: Path) -> str:
@@ -154,6 +180,9 @@ def results_section(r: dict) -> str:
             for m, t in r["methods"].items()]
     start = s.get("from_mle")
     where = (", fine-tuning the MLE model (the paper's protocol)" if start else "")
+    against_mle = s.get("ppl_against") == "mle"
+    where += ", rates chosen within +10% of MLE's perplexity" if against_mle else ""
+    bound = "MLE's chosen run" if against_mle else "the model before training"
     before = (f"Each seed's MLE model ({s['steps']} steps at {start:g} from SmolLM2-135M-Instruct as a plain "
               "language model, the run above)" if start else
               "SmolLM2-135M-Instruct as a plain language model (no chat template), before training")
@@ -166,7 +195,8 @@ def results_section(r: dict) -> str:
         f"{'more ' if start else ''}steps "
         f"of MLE or MLE + seq-UL (rate 0.5, 4-grams) on the other authors' text ({r['train_rows']} chunks), batch "
         f"{s['batch']}, LoRA r 16 on every linear layer, constant learning rate from the grid {s['lrs']} chosen on "
-        f"tuning seed {s['tune_seed']} by the same rule for both; seeds {r['seeds']}.",
+        f"tuning seed {s['tune_seed']} by the same rule for both (the lowest seq-rep-4 within +10% perplexity of "
+        f"{bound}); seeds {r['seeds']}.",
         ["method", "lr", "seq-rep-4 per seed", "seq-rep-4", "rep/128", "perplexity"], rows,
         f"**seq-UL / MLE seq-rep-4: {r['seq_rep_ratio']:.2f}x; seq-UL - MLE seq-rep-4: "
         f"{format_difference(r['difference'])}; perplexity {100 * r['ppl_increase']:+.1f}% "
@@ -191,6 +221,9 @@ def main() -> None:
                     "are always run")
     ap.add_argument("--from-mle", type=float, metavar="LR",
                     help="start every run from its seed's MLE model at this rate (sequence-level fine-tuning)")
+    ap.add_argument("--ppl-against", choices=("start", "mle"), default="start",
+                    help="the tuning rule's +10%% perplexity bound: from the model before training (start) or "
+                    "from MLE's chosen run on the tuning seed (mle, the target's own bound)")
     ap.add_argument("--model", help="model folder (default: negtune model prepare smollm2-135m-instruct)")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_unlikelihood_smollm2"))
     a = ap.parse_args()
@@ -219,11 +252,11 @@ def main() -> None:
     else:
         work, start = first / f"from-mle-lr{a.from_mle:g}", mle_start(first, a.plain, a.from_mle, a)
     tuning, chosen, runs, spent = tuned_runs(methods, lrs, seeds, a.tune_seed,
-                                             lambda m, lr, s: run(work, start, s, m, lr, a))
+                                             lambda m, lr, s: run(work, start, s, m, lr, a), a.ppl_against)
     write_result({"benchmark": "negatives_seq_unlikelihood_smollm2", "seeds": seeds,
                   "settings": {"steps": a.steps, "batch": a.batch, "held_out": a.held_out, "lrs": lrs,
                                "tune_seed": a.tune_seed, "model": Path(model).name,
-                               "from_mle": a.from_mle},
+                               "from_mle": a.from_mle, "ppl_against": a.ppl_against},
                   "train_rows": runs["mle"][0]["train_rows"], "tuning": tuning, **summary(runs, chosen),
                   "train_seconds": round(sum(spent), 1), "seconds": round(time.monotonic() - t0, 1)}, a.json)
 

@@ -14,6 +14,27 @@ _NPO = {"shape": "tofu", "device": "cpu", "parameters": 1000, "mean_tokens": 10.
         **{v: {"median_step_s": 1.0, "peak_mb": 100.0, "setup_s": 0.1} for v in npo_memory.VARIANTS}}
 _DIFF = {"mean": 0.1, "low": 0.05, "high": 0.15, "n": 2, "confidence": 0.95, "per_seed": [0.1, 0.1],
          "excludes_zero": True}
+_UL_SMOLLM2 = {
+    "seeds": [0, 1], "settings": {"steps": 2, "batch": 4, "held_out": 4, "lrs": [3e-4], "tune_seed": 100,
+                                  "model": "smollm2-135m-instruct"},
+    "train_rows": 600, "base": {"seq_rep_4": 0.5, "ppl": 9.0},
+    "tuning": {"mle": {"0.0003": {"seq_rep_4": 0.5, "ppl": 8.0}}},
+    "methods": {m: {"lr": 3e-4, "seq_rep_4": [0.5, 0.4], "rep_128": [0.6, 0.5], "ppl": [8.0, 8.2]}
+                for m in ("mle", "seq_ul")},
+    "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05,
+    "train_seconds": 8.0, "seconds": 9.0}
+_TRAP = {
+    "seeds": [0, 1], "settings": {"trap": 0.8, "trap_steps": 5, "steps": 2, "batch": 16, "prompts": 8, "eval": 8,
+                                  "lrs": [1e-3], "tune_seed": 100},
+    "start": {"avg@8": 0.2, "pass@8": 0.5, "trap_rate": 0.05, "arith_error_rate": 0.3},
+    "base": {"avg@8": 0.05, "pass@8": 0.2, "trap_rate": 0.5, "arith_error_rate": 0.3},
+    "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0, "trap_negatives": 20.0},
+    "tuning": {"qcrd": {"0.001": 0.1}},
+    "methods": {m: {"lr": 1e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4, "trap_per_seed": [0.1, 0.2],
+                    "mean_trap": 0.15, **dict.fromkeys(("mean_no_answer_rate", "mean_answer_only_rate",
+                                                        "mean_arith_error_rate"), 0.1)} for m in ("qcrd", "qcrd_pos")},
+    "differences": {"qcrd:qcrd_pos": _DIFF}, "trap_differences": {"qcrd:qcrd_pos": _DIFF},
+    "train_seconds": 10.0, "seconds": 12.0}
 _TRAP_REPLICATION = {
     "seeds": [1], "settings": {"trap": 0.8, "trap_steps": 5, "steps": 2, "batch": 16, "prompts": 8, "eval": 8,
                                "lrs": [1e-3], "tune_seed": 100, "problem_seed": 2000, "eval_seed": 3000},
@@ -115,24 +136,13 @@ MINIMAL = {
         "methods": {m: {"lr": 1e-3, "seq_rep_4": [0.5, 0.4], "rep_128": [0.6, 0.5], "ppl": [8.0, 8.2]}
                     for m in ("mle", "seq_ul")},
         "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05, "seconds": 9.0},
-    "negatives_unlikelihood_smollm2": {
-        "seeds": [0, 1], "settings": {"steps": 2, "batch": 4, "held_out": 4, "lrs": [3e-4], "tune_seed": 100,
-                                      "model": "smollm2-135m-instruct"},
-        "train_rows": 600, "base": {"seq_rep_4": 0.5, "ppl": 9.0},
-        "tuning": {"mle": {"0.0003": {"seq_rep_4": 0.5, "ppl": 8.0}}},
-        "methods": {m: {"lr": 3e-4, "seq_rep_4": [0.5, 0.4], "rep_128": [0.6, 0.5], "ppl": [8.0, 8.2]}
-                    for m in ("mle", "seq_ul")},
-        "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05,
-        "train_seconds": 8.0, "seconds": 9.0},
-    "negatives_unlikelihood_smollm2_finetune": {
-        "seeds": [0, 1], "settings": {"steps": 2, "batch": 4, "held_out": 4, "lrs": [3e-4], "tune_seed": 100,
-                                      "model": "smollm2-135m-instruct", "from_mle": 3e-4},
-        "train_rows": 600, "base": {"seq_rep_4": 0.5, "ppl": 9.0},
-        "tuning": {"mle": {"0.0003": {"seq_rep_4": 0.5, "ppl": 8.0}}},
-        "methods": {m: {"lr": 3e-4, "seq_rep_4": [0.5, 0.4], "rep_128": [0.6, 0.5], "ppl": [8.0, 8.2]}
-                    for m in ("mle", "seq_ul")},
-        "difference": _DIFF, "ppl_difference": _DIFF, "seq_rep_ratio": 0.5, "ppl_increase": 0.05,
-        "train_seconds": 8.0, "seconds": 9.0},
+    "negatives_unlikelihood_smollm2": _UL_SMOLLM2,
+    "negatives_unlikelihood_smollm2_finetune": _UL_SMOLLM2 | {
+        "settings": {**_UL_SMOLLM2["settings"], "from_mle": 3e-4}},
+    "negatives_unlikelihood_smollm2_finetune_mle_bound": _UL_SMOLLM2 | {
+        "settings": {**_UL_SMOLLM2["settings"], "from_mle": 3e-4, "ppl_against": "mle"}},
+    "negatives_unlikelihood_smollm2_finetune_mle_bound_fresh": _UL_SMOLLM2 | {
+        "seeds": [5, 6], "settings": {**_UL_SMOLLM2["settings"], "from_mle": 3e-4, "ppl_against": "mle"}},
     "negatives_ngrpo_grpo": _RLVR,
     "negatives_ngrpo_grpo_confirm": _RLVR | {"settings": {**_RLVR["settings"], "difficulty": 4, "eval_seed": 5000}},
     "negatives_nft_rft": _RLVR | {"pair": ["nft", "rft"], "metric": "avg@8"},
@@ -170,21 +180,12 @@ MINIMAL = {
         "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0}, "tuning": {"sft": {"0.003": 0.1}},
         "methods": {m: {"lr": 3e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4} for m in ("student", "sft")},
         "differences": {"student:sft": _DIFF}, "train_seconds": 10.0, "seconds": 12.0},
-    "negatives_trap": {
-        "seeds": [0, 1], "settings": {"trap": 0.8, "trap_steps": 5, "steps": 2, "batch": 16, "prompts": 8, "eval": 8,
-                                      "lrs": [1e-3], "tune_seed": 100},
-        "start": {"avg@8": 0.2, "pass@8": 0.5, "trap_rate": 0.05, "arith_error_rate": 0.3},
-        "base": {"avg@8": 0.05, "pass@8": 0.2, "trap_rate": 0.5, "arith_error_rate": 0.3},
-        "rollout": {"pass@1": 0.1, "positives": 6.0, "negatives": 58.0, "trap_negatives": 20.0},
-        "tuning": {"qcrd": {"0.001": 0.1}},
-        "methods": {m: {"lr": 1e-3, "per_seed": [0.2, 0.1], "mean": 0.15, "mean_pass8": 0.4, "trap_per_seed": [0.1, 0.2],
-                        "mean_trap": 0.15, **dict.fromkeys(("mean_no_answer_rate", "mean_answer_only_rate",
-                                                            "mean_arith_error_rate"), 0.1)} for m in ("qcrd", "qcrd_pos")},
-        "differences": {"qcrd:qcrd_pos": _DIFF}, "trap_differences": {"qcrd:qcrd_pos": _DIFF},
-        "train_seconds": 10.0, "seconds": 12.0},
+    "negatives_trap": _TRAP,
     "negatives_trap_replication": _TRAP_REPLICATION,
     "negatives_trap_confirm": {**_TRAP_REPLICATION, "settings": {
         **_TRAP_REPLICATION["settings"], "problem_seed": 4000, "eval_seed": 5000}},
+    "negatives_trap_qcrd_confirm": {**_TRAP, "settings": {
+        **_TRAP["settings"], "problem_seed": 4000, "eval_seed": 5000}},
     "negatives_steps": _STEPS,
     "negatives_steps_d1": _STEPS,
     "likra_learning": {
