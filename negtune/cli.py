@@ -334,7 +334,7 @@ class DemoArgs:
 # the flag acts). A deciding value of "auto" (the engine) is only known later, so it passes.
 _ENGINE_FLAGS = {"batch_size": ("engine", ("hf",)),
                  **{f: ("engine", ("vllm",)) for f in ("tensor_parallel_size", "gpu_memory_utilization",
-                                                       "kv_cache_gib", "max_model_len")},
+                                                       "kv_cache_gib", "max_model_len", "enforce_eager")},
                  **{f: ("engine", ("openai",)) for f in ("base_url", "served_model", "request_retries")}}
 _ONLY_WHEN = {
     "tiny-model": {**{f: ("task", ("arith",)) for f in ("difficulty", "time_budget", "max_steps", "target_accuracy")},

@@ -12,10 +12,19 @@ import torch  # noqa: E402
 
 from negtune.data.paths import shared_data_dir  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# pytest-xdist's workers (the README runs `-n 2`) share the cores: each takes its part, so none oversubscribes them
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
+
+# The longest files, run first: `--dist loadfile` hands each file to one worker, so a long file drawn last would
+# leave the other worker idle to the end (on 2 cores: test_vllm_cpu.py ~15 min, test_benchmarks.py ~15, the
+# slow warm start of test_tiny_model.py ~4, test_demo.py ~2.5)
+_LONG_FIRST = ("test_vllm_cpu.py", "test_benchmarks.py", "test_tiny_model.py", "test_demo.py")
 
 
 def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
     if torch.cuda.is_available():
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA device")

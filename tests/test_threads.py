@@ -50,31 +50,55 @@ def test_busy_cores_are_left_to_their_owners(monkeypatch):
         assert threads.plan(sample_s=0).threads == expected, others
 
 
-def test_the_meter_sees_another_process_and_not_its_own_work():
-    """Relative to what other processes already use (a shared machine is rarely idle): this process's own work
-    adds nothing to "others", one busy process adds about one core."""
-    meter = threads.BusyMeter()
-    if meter._last is None:
-        pytest.skip("no /proc/stat here")
-    time.sleep(0.5)
-    base = meter.others()
-    if base > threads.available_cores() - 1.2:
-        pytest.skip(f"the machine is too busy ({base:.1f} cores used by others) to see one more process")
+def _quiet_moment(meter: threads.BusyMeter, wait_s: float = 30.0) -> float | None:
+    """What other processes use, once most of a core is free of them (waiting up to ``wait_s``), or None."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        base = meter.others()
+        if base is not None and base <= threads.available_cores() - 0.8:
+            return base
+    return None
+
+
+def _measure(meter: threads.BusyMeter) -> tuple[float, float]:
+    """("others" while this process computes, "others" while a busy child process runs)."""
     x = torch.randn(256, 256)
     t0 = time.monotonic()
     while time.monotonic() - t0 < 0.5:  # this process's own work is not "others"
         x = (x @ x).tanh()
     own = meter.others()
-    assert own < base + 0.6
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
         meter.others()
         time.sleep(0.6)
-        assert meter.others() > min(base, own) + 0.6
+        return own, meter.others()
     finally:
         hog.kill()
         hog.wait()
+
+
+def test_the_meter_sees_another_process_and_not_its_own_work():
+    """Relative to what other processes already use (a shared machine is rarely idle): this process's own work
+    adds nothing to "others", one busy process adds about one core. The tests' other pytest-xdist worker comes
+    and goes, so the check waits for a free core and a measurement it disturbed is taken again (three tries): a
+    meter that counts its own work, or misses the child's, fails all three."""
+    meter = threads.BusyMeter()
+    if meter._last is None:
+        pytest.skip("no /proc/stat here")
+    tries = []
+    for _ in range(3):
+        base = _quiet_moment(meter)
+        if base is None:
+            continue
+        own, with_hog = _measure(meter)
+        tries.append((round(base, 2), round(own, 2), round(with_hog, 2)))
+        if own < base + 0.6 and with_hog > min(base, own) + 0.6:
+            return
+    if not tries:
+        pytest.skip("the machine stayed too busy (no free core for 90 s) to see one more process")
+    pytest.fail(f"(others before, while this process computes, with a busy child) per try: {tries}")
 
 
 def test_configure_applies_and_adapt_follows_the_machine(monkeypatch):

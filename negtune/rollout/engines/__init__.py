@@ -42,7 +42,7 @@ def make_engine(kind: str, model: str, adapter: str | None = None, base_urls: li
             raise ValueError(f"--engine vllm: vLLM found no device it runs on (platform {device!r}): no CUDA device "
                              "is visible and this is not vLLM's CPU build; use --engine hf")
         vllm_keys = {"tensor_parallel_size", "gpu_memory_utilization", "dtype", "max_model_len", "seed",
-                     "trust_remote_code", "kv_cache_gib"}
+                     "trust_remote_code", "kv_cache_gib", "enforce_eager"}
         return VLLMEngine(model, adapter=adapter, **{k: v for k, v in kwargs.items() if k in vllm_keys})
     hf_keys = {"dtype", "device", "batch_size", "trust_remote_code"}
     return HFEngine.from_pretrained(model, adapter=adapter, **{k: v for k, v in kwargs.items() if k in hf_keys})

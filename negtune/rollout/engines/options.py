@@ -21,6 +21,9 @@ class EngineOptions:
     gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vllm engine: GPU memory fraction"})
     kv_cache_gib: float | None = field(default=None, metadata={
         "help": "vllm engine: KV-cache size in GiB (default on a CPU: 1; on a GPU: from --gpu-memory-utilization)"})
+    enforce_eager: bool | None = field(default=None, metadata={
+        "help": "vllm engine: skip vLLM's torch.compile and CUDA graphs (default: on a CPU, where compiling costs "
+                "about a minute per start and decoded no faster; off on a GPU)"})
     max_model_len: int | None = field(default=None, metadata={
         "help": "vllm engine: context length (default: the model's)"})
     base_url: str | None = field(default=None, metadata={
@@ -41,6 +44,7 @@ class EngineOptions:
         return make_engine(self.engine, model, adapter, base_urls=self.base_urls(), dtype=self.dtype,
                            batch_size=self.batch_size, tensor_parallel_size=self.tensor_parallel_size, seed=seed,
                            gpu_memory_utilization=self.gpu_memory_utilization, kv_cache_gib=self.kv_cache_gib,
+                           enforce_eager=self.enforce_eager,
                            max_model_len=self.max_model_len, served_model=self.served_model,
                            request_retries=self.request_retries,
                            trust_remote_code=self.trust_remote_code)
