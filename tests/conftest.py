@@ -17,7 +17,7 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
 
 # The longest files, run first: `--dist loadfile` hands each file to one worker, so a long file drawn last would
-# leave the other worker idle to the end (on 2 cores: test_vllm_cpu.py ~15 min, test_benchmarks.py ~15, the
+# leave the other worker idle to the end (on 2 cores: test_vllm_cpu.py ~18 min, test_benchmarks.py ~15, the
 # slow warm start of test_tiny_model.py ~4, test_demo.py ~2.5)
 _LONG_FIRST = ("test_vllm_cpu.py", "test_benchmarks.py", "test_tiny_model.py", "test_demo.py")
 
