@@ -99,6 +99,9 @@ def test_a_flag_that_does_nothing_is_an_error(tmp_path, capsys):
     assert main(["rollout", "--model", "m", "--dataset", "d", "--out", str(tmp_path / "r"), "--engine", "hf",
                  "--tensor-parallel-size", "2"]) == 2
     assert "--tensor-parallel-size does nothing when --engine is hf" in capsys.readouterr().err
+    assert main(["eval", "math", "--model", "m", "--benchmarks", "gsm8k", "--out", str(tmp_path / "r"),
+                 "--engine", "hf", "--enforce-eager", "false"]) == 2
+    assert "--enforce-eager does nothing when --engine is hf" in capsys.readouterr().err
     assert main(["loop", "--model", "m", "--dataset", "d", "--out", str(tmp_path / "l"), "--lora-r", "4"]) == 2
     assert "--lora-r does nothing when --lora is not given" in capsys.readouterr().err
     assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()
