@@ -64,10 +64,15 @@ def _timed(fn):
     return out, time.perf_counter() - t
 
 
+def _count(out) -> tuple[int, int]:
+    """(generated tokens, completions) of one ``generate`` call's output."""
+    return sum(len(c.token_ids) for g in out for c in g), sum(len(g) for g in out)
+
+
 def _rate(engine, prompts, sampling) -> float:
     """Generated tokens per second of one ``generate`` call."""
-    out, secs = _timed(lambda: engine.generate(prompts, sampling))
-    return round(sum(len(c.token_ids) for g in out for c in g) / secs, 1)
+    (tokens, _), secs = _timed(lambda: _count(engine.generate(prompts, sampling)))
+    return round(tokens / secs, 1)
 
 
 def main() -> None:
@@ -105,16 +110,13 @@ def main() -> None:
     prompts = [format_prompt(q, "qwen-math-cot") for q in questions[: args.prompts]]
     sampling = SamplingConfig(n=args.n, temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=0)
 
-    def count(out):
-        return sum(len(c.token_ids) for g in out for c in g), sum(len(g) for g in out)
-
     vllm, start_s = _timed(lambda: make_engine("vllm", model_dir, dtype="bfloat16", max_model_len=2048))
     hf = HFEngine.from_pretrained(model_dir, dtype="float32", device="cpu", batch_size=args.batch_size)
     rates: dict[str, list[float]] = {"vllm_bf16": [], "hf_engine": [], "bare_generate": []}
     lengths: dict[str, list[float]] = {k: [] for k in rates}
     for _ in range(args.repeats):
-        for name, fn in (("vllm_bf16", lambda: count(vllm.generate(prompts, sampling))),
-                         ("hf_engine", lambda: count(hf.generate(prompts, sampling))),
+        for name, fn in (("vllm_bf16", lambda: _count(vllm.generate(prompts, sampling))),
+                         ("hf_engine", lambda: _count(hf.generate(prompts, sampling))),
                          ("bare_generate", lambda: bare_loop(hf.model, hf.tokenizer, prompts, sampling,
                                                              args.batch_size))):
             (tokens, rows), secs = _timed(fn)
