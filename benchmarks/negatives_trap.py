@@ -76,6 +76,9 @@ VARIANTS = {  # method in the registry, config overrides, the rows it trains on 
     "qcrd_pos": ("contrastive", {"alpha_neg": 0.0, "use_discriminator": False, "self_adversarial": False},
                  "positives"),
     "qcrd": ("contrastive", {}, "all"),
+    # an ablation chosen after the QCRD confirmatory run: QCRD without its gold-answer NLL term (whose target,
+    # the answer alone, teaches answering with no worked line), to test the negatives against plain SFT
+    "qcrd_noans": ("contrastive", {"alpha_answer": 0.0}, "all"),
     "nft_offline": ("nft_offline", {}, "all"),
     "rft_offline": ("rft_offline", {}, "all"),
 }
@@ -87,6 +90,8 @@ DESCRIPTIONS = {
                           "after the first results)",
     "qcrd_pos": "`qcrd_pos` QCRD's objective on the right rationales and gold answers alone",
     "qcrd": "`qcrd` QCRD with its negatives, discriminator and self-adversarial samples",
+    "qcrd_noans": "`qcrd_noans` QCRD without its gold-answer term (alpha_answer 0; an ablation added after the "
+                  "QCRD confirmatory run)",
     "nft_offline": "`nft_offline` NFT on the same rollout",
     "rft_offline": "`rft_offline` rejection-sampling fine-tuning on the same rollout",
 }
@@ -116,6 +121,16 @@ RUNS = (
     # rollouts above reused; met if QCRD - QCRD without negatives' 95% interval excludes 0 with QCRD ahead. SFT on
     # the right rationales, the plain positives-only distillation, beside them
     _fresh_draws("negatives_trap_qcrd_confirm", "qcrd,qcrd_pos,sft", "qcrd:qcrd_pos,qcrd:sft", FIFTEEN, 4000, 5000),
+    # contrastive against plain SFT, stated before it ran (2026-12-01, after the run above: QCRD - SFT -0.070
+    # [-0.093, -0.046], and QCRD alone left answers with no worked line, 0.007, and no answer, 0.021): QCRD without
+    # its gold-answer term; met if qcrd_noans - sft's 95% interval excludes 0 with qcrd_noans ahead. The same 15
+    # seeds and draws; each variant's learning rate from the first run's whole grid on the tuning seed (the
+    # ablation has no earlier choice); qcrd beside them to read what the answer term costs
+    Run("negatives_trap_qcrd_noans_confirm",
+        full=("--methods", "qcrd_noans,qcrd,sft", "--compare", "qcrd_noans:sft,qcrd_noans:qcrd", "--seeds", FIFTEEN,
+              "--problem-seed", "4000", "--eval-seed", "5000"),
+        quick=("--methods", "qcrd_noans,sft", "--compare", "qcrd_noans:sft", "--seeds", "1", *_SMOKE,
+               "--problem-seed", "4000", "--eval-seed", "5000")),
 )
 
 

@@ -188,6 +188,11 @@ MINIMAL = {
         **_TRAP_REPLICATION["settings"], "problem_seed": 4000, "eval_seed": 5000}},
     "negatives_trap_qcrd_confirm": {**_TRAP, "settings": {
         **_TRAP["settings"], "problem_seed": 4000, "eval_seed": 5000}},
+    "negatives_trap_qcrd_noans_confirm": {
+        **_TRAP, "settings": {**_TRAP["settings"], "problem_seed": 4000, "eval_seed": 5000},
+        "methods": {m: _TRAP["methods"]["qcrd"] for m in ("qcrd_noans", "qcrd", "sft")},
+        "differences": {"qcrd_noans:sft": _DIFF, "qcrd_noans:qcrd": _DIFF},
+        "trap_differences": {"qcrd_noans:sft": _DIFF, "qcrd_noans:qcrd": _DIFF}},
     "negatives_steps": _STEPS,
     "negatives_steps_d1": _STEPS,
     "likra_learning": {

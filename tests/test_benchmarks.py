@@ -407,10 +407,12 @@ def test_trap_sections_say_which_run_they_are():
     module, _ = run_all.benchmarks()["negatives_trap"]
     heads = {n: module.results_section(MINIMAL[n]).splitlines()[0]
              for n in ("negatives_trap", "negatives_trap_replication", "negatives_trap_confirm",
-                       "negatives_trap_qcrd_confirm")}
+                       "negatives_trap_qcrd_confirm", "negatives_trap_qcrd_noans_confirm")}
     assert "fresh" not in heads["negatives_trap"] and "a replication on fresh problems" in heads["negatives_trap_replication"]
     assert "a confirmatory run on fresh problems (1 seed): nft_offline vs rft_offline" in heads["negatives_trap_confirm"]
     assert "confirmatory run on fresh problems (2 seeds): qcrd vs qcrd_pos" in heads["negatives_trap_qcrd_confirm"]
+    assert "qcrd_noans vs sft, qcrd_noans vs qcrd" in heads["negatives_trap_qcrd_noans_confirm"]
+    assert len(set(heads.values())) == len(heads)  # each run its own RESULTS.md section
     assert "drawn with seed 4000 + s" in module.results_section(MINIMAL["negatives_trap_confirm"])
 
 
