@@ -29,6 +29,8 @@ steps of ``--batch`` rows:
   term, discriminator or self-adversarial samples): the positives-only distillation of the same trainer;
 - ``qcrd``: QCRD as negtune implements it (registry defaults: the negative hinge at delta 3, the online
   discriminator, self-adversarial negatives from a 5-snapshot-old student);
+- ``qcrd_noans``: ``qcrd`` without its gold-answer NLL term (alpha_answer 0; an ablation added after the QCRD
+  confirmatory run: that term's target, the answer alone, teaches answering with no worked line);
 - ``nft_offline`` / ``rft_offline``: NFT and rejection-sampling fine-tuning on the same rollout (registry
   defaults; NFT drops the groups whose samples are all right or all wrong, RFT trains on the right ones).
 
@@ -108,8 +110,9 @@ def _fresh_draws(name: str, methods: str, compare: str, seeds: str, problem_seed
 
 
 FIFTEEN = ",".join(map(str, range(1, 16)))
+FIRST = ",".join(v for v in VARIANTS if v != "qcrd_noans")  # the first run's eight variants
 RUNS = (
-    Run("negatives_trap", full=("--seeds", "0,1,2,3,4"), quick=("--seeds", "0,1", *_SMOKE)),
+    Run("negatives_trap", full=("--methods", FIRST, "--seeds", "0,1,2,3,4"), quick=("--seeds", "0,1", *_SMOKE)),
     # the NFT - RFT result replicated on fresh problems; the same draws as `negtune demo`'s closing comparison
     _fresh_draws("negatives_trap_replication", "nft_offline,rft_offline", "nft_offline:rft_offline", "1,2,3,4,5",
                  2000, 3000),

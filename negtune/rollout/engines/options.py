@@ -23,7 +23,7 @@ class EngineOptions:
         "help": "vllm engine: KV-cache size in GiB (default on a CPU: 1; on a GPU: from --gpu-memory-utilization)"})
     enforce_eager: bool | None = field(default=None, metadata={
         "help": "vllm engine: skip vLLM's torch.compile and CUDA graphs (default: on a CPU, where compiling costs "
-                "about a minute per start and decoded at most 5% faster on SmolLM2; off on a GPU)"})
+                "about a minute per start and decoded at most 1.05x as fast on SmolLM2; off on a GPU)"})
     max_model_len: int | None = field(default=None, metadata={
         "help": "vllm engine: context length (default: the model's)"})
     base_url: str | None = field(default=None, metadata={
