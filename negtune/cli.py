@@ -446,7 +446,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add(sub, "tiny-model", "build the embedded tiny model (offline tokenizer + Qwen2)", _cmd_tiny_model,
          TinyModelArgs)
     _add_model_parsers(sub)
+    for _, command in commands(parser):  # a mistyped flag is an error, not a prefix of another (--max-new-token)
+        command.allow_abbrev = False
     return parser
+
+
+def commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()):
+    """Every (words, parser) below ``parser``: ``()`` the root, ``("data",)``, ``("data", "check")``, ..."""
+    yield words, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, (*words, name))
 
 
 def _add_model_parsers(sub) -> None:

@@ -2,18 +2,22 @@
 
 Every iteration keeps its labeled rollout, its trained model (and LoRA adapter), and its stats under
 ``OUT/iter-XX``; an iteration is finished once ``iter-XX/DONE.json`` exists, so a rerun of the same command
-resumes where it stopped (the rollout stage inside an iteration resumes shard by shard as well).
+resumes where it stopped (the rollout stage inside an iteration resumes shard by shard as well). The loop's
+settings are kept in ``OUT/settings.json``: a rerun with other ones is refused (``--iterations`` may grow).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from negtune import methods
 from negtune.data.io import DataError, atomic_write_text, out_lock
-from negtune.rollout.stage import RolloutConfig, check_run_values, rollout_and_verify
+from negtune.rollout.stage import RolloutConfig, check_run_values, check_settings, rollout_and_verify
+
+# flags that may change between reruns of one loop: more iterations continue it; where it trains is no setting
+_MAY_CHANGE = ("out", "iterations", "use_cpu")
 
 
 @dataclass
@@ -75,6 +79,10 @@ def run_loop(cfg: LoopConfig, progress: bool = True) -> list[dict]:
     if f"{cfg.method}_offline" not in methods.names("offline_rlvr"):
         raise ValueError(f"--method {cfg.method!r}: expected nft or rft")
     with out_lock(cfg.out) as out:
+        # a rerun resumes from the finished iterations: with other settings it would report them as its own
+        settings = {k: v for k, v in asdict(cfg).items() if k not in _MAY_CHANGE}
+        if not check_settings(out, settings, "a loop"):
+            atomic_write_text(out / "settings.json", json.dumps(settings, indent=2))
         current, history = cfg.model, []
         for i in range(cfg.iterations):
             it = out / f"iter-{i:02d}"

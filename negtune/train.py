@@ -110,6 +110,40 @@ def resume_checkpoint(output_dir: str) -> str:
                     "--save_strategy steps --save_steps N; drop --resume to start afresh)")
 
 
+def check_resume_plan(checkpoint: str, train_args) -> None:
+    """Refuse to resume a checkpoint saved by a run of another length: the trainer restores that run's step count
+    and learning-rate schedule, so a shorter ``--max_steps`` would train nothing and save the checkpoint's weights
+    as the result, and a longer one would follow the old schedule past its end."""
+    import json
+
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    planned, asked = state.get("max_steps"), train_args.max_steps
+    if asked > 0 and planned not in (None, asked):
+        raise DataError(f"--resume: {checkpoint} (step {state.get('global_step')}) was saved by a run of "
+                        f"--max_steps {planned}, and this run asks for --max_steps {asked}: resuming restores that "
+                        f"run's step count and learning-rate schedule. Rerun with --max_steps {planned} to finish it, "
+                        "or start afresh in a new --output_dir (to train longer: a new run from its saved model)")
+    epochs = state.get("num_train_epochs")
+    if asked <= 0 and epochs is not None and epochs != train_args.num_train_epochs:
+        raise DataError(f"--resume: {checkpoint} was saved by a run of --num_train_epochs {epochs}, and this run "
+                        f"asks for {train_args.num_train_epochs:g}; rerun with --num_train_epochs {epochs} to "
+                        "finish it, or start afresh in a new --output_dir")
+
+
+def warn_old_checkpoints(output_dir: str) -> None:
+    """A fresh run into a folder that holds an earlier run's checkpoints: they stay beside the new ones, and a
+    later --resume would take the highest-numbered checkpoint, whichever run wrote it."""
+    import re
+
+    folder = Path(output_dir)
+    old = sorted((p.name for p in (folder.iterdir() if folder.is_dir() else ())
+                  if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)), key=lambda n: int(n.split("-")[1]))
+    if old:
+        print(f"warning: --output_dir {folder} already holds {', '.join(old)} from an earlier run; this run starts "
+              "afresh (pass --resume to continue that run instead) and its checkpoints will sit beside them: "
+              "use a new --output_dir to keep the two apart", file=sys.stderr, flush=True)
+
+
 def check_output_dir(output_dir: str) -> None:
     """``--output_dir`` must be a folder we can write (checked before any loading: not after the last step)."""
     from negtune.data.io import prepare_out
@@ -226,13 +260,14 @@ def parse_train_args(method: str, argv: list[str]):
     extras.append(RunArguments)
     parser = TrlParser((DataArguments, config_cls, ModelConfig, *extras), prog=f"negtune train {method}")
     parser.set_defaults_with_config(**spec.defaults)
+    parser.allow_abbrev = False  # a mistyped flag is an error, not a prefix of another (--max_step)
     _check_method_names(method, spec, config.get("method"), "the recipe's `method:`")
     try:
         data_args, train_args, model_args, *extra_args = parser.parse_args_and_config(list(argv))
     except ValueError as e:  # a config's __post_init__ check: say which flags are at fault
         from negtune.trainers.rlvr import explain_config_error
 
-        raise explain_config_error(e) from None
+        raise (_unknown_flags(e, parser, method) or explain_config_error(e)) from None
     for extra in extra_args:  # fold the switches into data_args, where build_trainer reads them
         for f in fields(extra):
             setattr(data_args, f.name, getattr(extra, f.name))
@@ -245,6 +280,27 @@ def parse_train_args(method: str, argv: list[str]):
                         f"{'does' if len(unused) == 1 else 'do'} nothing for this method (it reads "
                         f"{methods.FAMILIES[spec.family]}); remove {'it' if len(unused) == 1 else 'them'}")
     return data_args, train_args, model_args
+
+
+_NOT_USED = "Some specified arguments are not used by the HfArgumentParser: "
+
+
+def _unknown_flags(error: ValueError, parser, method: str) -> DataError | None:
+    """transformers' "Some specified arguments are not used by the HfArgumentParser: ['--betta', '0.1']" as
+    negtune's error: the command, each unknown flag and the closest known one."""
+    import difflib
+    import re
+
+    text = str(error)
+    if not text.startswith(_NOT_USED):
+        return None
+    known = [o for action in parser._actions for o in action.option_strings]
+    flags = re.findall(r"'(-[^'=]+)", text[len(_NOT_USED):])
+    named = [f + (f" (did you mean {close[0]}?)" if (close := difflib.get_close_matches(f, known, n=1)) else "")
+             for f in flags]
+    what = f"unknown flag{'s' * (len(named) > 1)} {', '.join(named)}" if named else \
+        f"unexpected arguments {text[len(_NOT_USED):]}"
+    return DataError(f"negtune train {method}: {what}; `negtune train {method} --help` lists its flags")
 
 
 def _check_method_names(method: str, spec, named: str | None, where: str) -> None:
@@ -287,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
                             "last checkpoint-N in --output_dir)")
         resume = resume_checkpoint(train_args.output_dir)
     check_output_dir(train_args.output_dir)
+    if resume:
+        check_resume_plan(resume, train_args)
+    else:
+        warn_old_checkpoints(train_args.output_dir)
     trainer = build_trainer(method, data_args, train_args, model_args)
     if not threads.current().requested:
         from negtune.trainers.base import AdaptiveThreads

@@ -91,27 +91,16 @@ def test_flags_are_the_config_fields():
                 assert action.default == f.default, (cls.__name__, f.name)
 
 
-def _commands(parser, words=()):
-    """Every (words, parser) below ``parser``: ``negtune``, ``negtune data``, ``negtune data check``, ..."""
-    import argparse
-
-    yield words, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield from _commands(sub, (*words, name))
-
-
 def test_every_command_has_help(capsys):
     """``--help`` formats on every command and every ``train`` method (argparse reads a bare % in a help string
     as a format code and fails on ``--help`` alone)."""
     from negtune import methods
-    from negtune.cli import build_parser
+    from negtune.cli import build_parser, commands
     from negtune.train import parse_train_args
 
-    commands = list(_commands(build_parser()))
-    assert len(commands) > 15
-    for words, parser in commands:
+    found = list(commands(build_parser()))
+    assert len(found) > 15
+    for words, parser in found:
         assert parser.format_help(), words
     for name in methods.names():
         with pytest.raises(SystemExit) as stop:

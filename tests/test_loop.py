@@ -24,3 +24,9 @@ def test_loop_two_iterations_and_resume(tiny_model_dir, tmp_path, capsys):
     mtime = (tmp_path / "loop/iter-01/DONE.json").stat().st_mtime_ns
     assert main(argv) == 0  # resumes: nothing redone
     assert (tmp_path / "loop/iter-01/DONE.json").stat().st_mtime_ns == mtime
+    capsys.readouterr()
+    # other settings into the same folder are refused (they would report the finished iterations as their own)
+    changed = [("rft" if a == "nft" else "nft" if a == "rft" else a) for a in argv if a != "--lora"]
+    assert main(changed) == 2
+    err = capsys.readouterr().err
+    assert "holds a loop made with other settings (method: 'rft' -> 'nft', lora: True -> False)" in err

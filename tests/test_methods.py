@@ -80,6 +80,21 @@ def test_another_methods_name_or_data_flag_is_an_error(tmp_path):
         parse_train_args("rft_offline", ["--config", offline, "--method", "nft"])
 
 
+def test_a_mistyped_flag_is_named_with_the_closest_one(tmp_path, capsys):
+    npo = _minimal_config(tmp_path, METHODS["npo"])
+    with pytest.raises(DataError, match=r"negtune train npo: unknown flag --betta \(did you mean --beta\?\); "
+                                        r"`negtune train npo --help` lists its flags"):
+        parse_train_args("npo", ["--config", npo, "--betta", "0.1"])
+    # a prefix of a real flag is not taken for it (argparse's abbreviations are off)
+    with pytest.raises(DataError, match=r"unknown flag --max_step \(did you mean --max_steps\?\)"):
+        parse_train_args("npo", ["--config", npo, "--max_step", "1"])
+    from negtune.cli import main
+
+    with pytest.raises(SystemExit) as stop:  # the other commands too (argparse's own error and status)
+        main(["rollout", "--model", "m", "--dataset", "d", "--out", str(tmp_path / "r"), "--max-new-token", "3"])
+    assert stop.value.code == 2 and "unrecognized arguments: --max-new-token 3" in capsys.readouterr().err
+
+
 def test_registry_entries_are_complete():
     assert set(methods.FAMILIES) == {m.family for m in METHODS.values()}
     for name, spec in METHODS.items():

@@ -94,9 +94,23 @@ def _check_resume(base_argv, tmp_path, monkeypatch, capsys, killed_during_save=F
 
 def test_resume_npo_lora(tiny_facts_model_dir, tmp_path, monkeypatch, capsys):
     tofu = write_tofu_synthetic(tmp_path / "tofu")  # forget10: 20 rows, batch 4 -> 5 steps per epoch
-    _check_resume(["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path",
-                   str(tiny_facts_model_dir), "--tofu_root", str(tofu), "--ref_cache_dir", str(tmp_path / "ref")],
-                  tmp_path, monkeypatch, capsys)
+    base = ["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path", str(tiny_facts_model_dir),
+            "--tofu_root", str(tofu), "--ref_cache_dir", str(tmp_path / "ref")]
+    full, _ = _check_resume(base, tmp_path, monkeypatch, capsys)
+    argv = [*base, "--save_strategy", "steps", "--save_steps", str(SAVE_EVERY), "--report_to", "none"]
+    # resuming a 6-step run's checkpoint as a run of another length is refused (it would train 0 steps and save
+    # the checkpoint's weights as a 2-step result; or follow the 6-step schedule past its end), nothing written
+    before = _weights(full)
+    for steps in ("2", "9"):
+        with pytest.raises(DataError, match=f"checkpoint-{STEPS} \\(step {STEPS}\\) was saved by a run of --max_steps "
+                                            f"{STEPS}, and this run asks for --max_steps {steps}"):
+            train_mod.main([*argv, "--max_steps", steps, "--output_dir", str(full), "--resume"])
+    assert _max_diff(before, _weights(full)) == 0
+    # a fresh run into that folder says the old checkpoints stay beside its own
+    capsys.readouterr()
+    _run([*argv, "--max_steps", "1", "--output_dir", str(full)], monkeypatch)
+    assert (f"--output_dir {full} already holds checkpoint-{SAVE_EVERY}, checkpoint-{STEPS} from an earlier run"
+            in capsys.readouterr().err)
 
 
 def test_resume_skips_checkpoints_cut_short_by_a_kill(tiny_facts_model_dir, tmp_path, monkeypatch, capsys):
