@@ -118,6 +118,12 @@ def test_wrong_split_name(model_dir, tmp_path, capsys):
     assert cli(["train", "npo", "--model_name_or_path", str(model_dir), "--forget", str(tmp_path / "f.jsonl"),
                 "--output_dir", out, *CPU]) == 2
     assert f"--forget {tmp_path / 'f.jsonl'}: no such file" in capsys.readouterr().err
+    assert cli(["train", "npo", "--model_name_or_path", str(model_dir), "--forget", "forget10", "--tofu_root",
+                str(tmp_path / "nothere"), "--output_dir", out, *CPU]) == 2
+    assert f"TOFU folder {tmp_path / 'nothere'}: no such folder" in capsys.readouterr().err
+    assert cli(["train", "unlikelihood", "--model_name_or_path", str(model_dir), "--dataset", str(tmp_path / "none"),
+                "--output_dir", out, *CPU]) == 2
+    assert f"{tmp_path / 'none'}: no such file or folder" in capsys.readouterr().err
 
 
 def test_adapter_for_another_base_model(tok, model_dir, tmp_path, capsys, caplog):

@@ -32,6 +32,9 @@ def test_data_check_errors_exit_nonzero(tmp_path, capsys):
     assert "unknown format 'bogus'" in err and "gsm8k" in err and "olympiadbench" in err
     assert main(["data", "check", str(tmp_path / "x.jsonl"), "--prompt-column", "q", "--answer-column", "a"]) == 2
     assert "column 'q' not found" in capsys.readouterr().err
+    assert main(["data", "check", str(tmp_path / "x.jsonl"), "--prompt-column", "question"]) == 2
+    assert ("--answer-column missing: rows read by column name need both --prompt-column and --answer-column "
+            "(columns: question, answer)") in capsys.readouterr().err
 
 
 def test_data_check_labeled_and_tofu(tmp_path, shared_data, capsys):

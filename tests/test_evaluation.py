@@ -72,6 +72,12 @@ def test_math_compare(math_run, tmp_path, capsys):
     assert "easy/avg@3" in text and "B − A" in text
     assert "| easy/avg@3 |" in (tmp_path / "compare.md").read_text() and (tmp_path / "compare.png").exists()
     assert cli(["eval", "compare", cfg.out, str(tmp_path / "missing")]) == 2
+    tofu = tmp_path / "tofu-eval"  # a TOFU eval's results.json (metrics only) against a math one
+    tofu.mkdir()
+    (tofu / "results.json").write_text('{"metrics": {"forget_quality": 0.5}}')
+    capsys.readouterr()
+    assert cli(["eval", "compare", cfg.out, str(tofu)]) == 2
+    assert f"{cfg.out} is a math eval and {tofu} a TOFU eval: no metric to compare" in capsys.readouterr().err
 
 
 def test_math_eval_cli_bad_benchmark(tiny_model_dir, tmp_path, capsys):

@@ -207,7 +207,7 @@ def test_bad_input(tiny_facts_model_dir, synthetic_tofu, tmp_path):
     args = UnlearnConfig(output_dir=str(tmp_path / "o"), method="npo_rt", ref_cache_dir=str(tmp_path / "c"), **COMMON)
     with pytest.raises(DataError, match="forget dataset is empty"):
         UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=[], processing_class=tok)
-    with pytest.raises(DataError, match="method 'npo_rt' needs a retain dataset"):
+    with pytest.raises(DataError, match="method 'npo_rt' needs a retain set: pass --retain"):
         UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=synthetic_tofu["forget10"], processing_class=tok)
     with pytest.raises(DataError, match="forget dataset, row 0: expected columns question/answer"):
         UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=[{"q": 1}], processing_class=tok)

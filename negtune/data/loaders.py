@@ -209,7 +209,9 @@ def normalize_rows(
     format = FORMAT_ALIASES.get(format, format)
     if format == "columns":
         if not (prompt_column and answer_column):
-            raise DataError(f"{source}: --format columns needs --prompt-column and --answer-column")
+            missing = "--answer-column" if prompt_column else "--prompt-column"
+            raise DataError(f"{source}: {missing} missing: rows read by column name need both --prompt-column and "
+                            f"--answer-column (columns: {', '.join(columns)})")
         for col in (prompt_column, answer_column):
             if col not in columns:
                 raise DataError(f"{source}: column {col!r} not found (columns: {', '.join(columns)})")

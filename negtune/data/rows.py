@@ -67,6 +67,8 @@ def _read(source, kind: str, name: str, tofu_root, flag: str | None) -> tuple[st
                 msg = prefix + msg[len(f"{path}: "):]
             raise DataError(msg) from None
     if kind in ("labeled", "sft"):
+        if not path.exists():
+            raise DataError(f"{prefix or f'{name} dataset '}{source}: no such file or folder")
         raise DataError(f"{prefix or f'{name} dataset '}{source}: not a file with a known suffix "
                         f"({', '.join(ROW_SUFFIXES)}) nor a `negtune rollout` folder")
     if not _SPLIT_NAME.match(str(source)) or str(source).startswith("."):

@@ -39,6 +39,9 @@ def load_tofu_split(split: str, root: str | Path | None = None) -> list[dict]:
     """
     root = Path(root) if root is not None else tofu_dir()
     if root is not None:
+        if not root.is_dir():
+            raise DataError(f"TOFU folder {root}: no such folder (it holds one <split>.json per split: forget10.json, "
+                            "retain90.json, ...)")
         path = root / f"{split}.json"
         if not path.exists():
             known = sorted(p.stem for p in root.glob("*.json"))

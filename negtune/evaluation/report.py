@@ -128,8 +128,12 @@ def flat_metrics(results: dict[str, Any]) -> dict[str, float]:
 def compare_runs(run_a: str | Path, run_b: str | Path, out: str | Path | None = None) -> str:
     """A Markdown table of two runs side by side (A, B, B − A) for every metric both have; written to
     ``out/compare.md`` with a bar chart when ``out`` is given."""
-    a, b = flat_metrics(_read_results(run_a)), flat_metrics(_read_results(run_b))
+    results_a, results_b = _read_results(run_a), _read_results(run_b)
+    a, b = flat_metrics(results_a), flat_metrics(results_b)
     keys = [k for k in a if k in b]
+    kind = lambda r: "a math eval" if "benchmarks" in r else "a TOFU eval"  # noqa: E731
+    if not keys and kind(results_a) != kind(results_b):
+        raise DataError(f"{run_a} is {kind(results_a)} and {run_b} {kind(results_b)}: no metric to compare")
     if not keys:
         raise DataError(f"{run_a} and {run_b} have no metric in common (different benchmarks or n?)")
     diff = lambda x, y: (y - x) if (x is not None and y is not None) else None  # noqa: E731
