@@ -15,7 +15,7 @@ from typing import Any
 from transformers import HfArgumentParser
 
 from negtune import methods
-from negtune.data.io import DataError
+from negtune.data.io import ROW_SUFFIXES, DataError
 from negtune.evaluation.math import MathEvalConfig
 from negtune.evaluation.tofu import TofuEvalConfig
 from negtune.loop import LoopConfig
@@ -30,18 +30,24 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
     opts: DataCheckArgs = args.configs[0]
     path = Path(args.source)
     if opts.format == "labeled" or (opts.format is None and _looks_labeled(path)):
-        rows = read_labeled(path)
+        if path.is_dir():  # a `negtune rollout` folder: the whole labeled-sample schema
+            rows, what = read_labeled(path), "negtune labeled-sample schema"
+        else:  # a table: what the labeled trainers read (offline NFT/RFT also need group_pass_rate)
+            from negtune.data.rows import training_rows
+
+            rows, what = training_rows(str(path), "labeled"), "prompt, completion, label: what the labeled trainers read"
         pos = sum(r["label"] for r in rows)
-        print(f"format: labeled (negtune labeled-sample schema)\nrows: {len(rows)} "
-              f"({pos} positive, {len(rows) - pos} negative, {len({r['prompt_id'] for r in rows})} prompts)")
-        print(json.dumps(rows[0], indent=2, ensure_ascii=False, default=str))
+        prompts = len({r.get("prompt_id", r["prompt"]) for r in rows})
+        print(f"format: labeled ({what})\nrows: {len(rows)} ({pos} positive, {len(rows) - pos} negative, "
+              f"{prompts} prompts)")
+        print(_preview(rows[0]))
         return 0
     if opts.format == "tofu":
         from negtune.data.tofu import load_tofu_split
 
         rows = load_tofu_split(path.stem, path.parent)
         print(f"format: tofu (split {path.stem})\nrows: {len(rows)}")
-        print(json.dumps(rows[0], indent=2, ensure_ascii=False))
+        print(_preview(rows[0]))
         return 0
     loaded = load_records(args.source, format=opts.format, split=opts.split, config=opts.config,
                           prompt_column=opts.prompt_column, answer_column=opts.answer_column,
@@ -51,8 +57,15 @@ def _cmd_data_check(args: argparse.Namespace) -> int:
         rows_list = ", ".join(str(i) for i, _ in loaded.skipped[:10])
         print(f"skipped: {len(loaded.skipped)} rows without a gold answer (rows {rows_list}"
               f"{', ...' if len(loaded.skipped) > 10 else ''}; first: {loaded.skipped[0][1]})")
-    print(json.dumps(loaded.records[0], indent=2, ensure_ascii=False))
+    print(_preview(loaded.records[0]))
     return 0
+
+
+def _preview(row: dict, most: int = 8) -> str:
+    """The first row as JSON, long lists (a rollout's logprobs and token ids) cut to their first ``most``."""
+    cut = {k: [*v[:most], f"... ({len(v)} values)"] if isinstance(v, list) and len(v) > most else v
+           for k, v in row.items()}
+    return json.dumps(cut, indent=2, ensure_ascii=False, default=str)
 
 
 def _looks_labeled(path: Path) -> bool:
@@ -63,7 +76,7 @@ def _looks_labeled(path: Path) -> bool:
         if not shards:
             return False
         path = shards[0]
-    if not path.is_file() or path.suffix not in (".parquet", ".jsonl"):
+    if not path.is_file() or path.suffix.lower() not in ROW_SUFFIXES:
         return False
     try:
         first = read_rows(path)[0]

@@ -45,10 +45,21 @@ def test_data_check_labeled_and_tofu(tmp_path, shared_data, capsys):
 
     row = {"prompt": "p", "completion": "c", "prompt_id": prompt_id("p"), "sample_idx": 0, "reward": 1.0,
            "label": True, "answer": "1", "extracted": "1", "verifier": "math", "finish_reason": "stop",
-           "group_pass_rate": 1.0}
+           "group_pass_rate": 1.0, "token_ids": list(range(40))}
     pq.write_table(pa.Table.from_pylist([row]), tmp_path / "shard-00000.parquet")
     assert main(["data", "check", str(tmp_path)]) == 0
-    assert "format: labeled" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "format: labeled (negtune labeled-sample schema)" in out
+    assert '"... (40 values)"' in out and "39" not in out  # a rollout's long lists are cut
+    # a plain table with prompt, completion and label is what the labeled trainers read: data check agrees
+    table = tmp_path / "l.jsonl"
+    table.write_text('{"prompt": "2+3?", "completion": "5", "label": true}\n'
+                     '{"prompt": "2+3?", "completion": "6", "label": false}\n')
+    assert main(["data", "check", str(table)]) == 0
+    assert "rows: 2 (1 positive, 1 negative, 1 prompts)" in capsys.readouterr().out
+    table.write_text('{"prompt": "2+3?", "completion": "5", "label": "true"}\n')
+    assert main(["data", "check", str(table)]) == 2
+    assert "label" in capsys.readouterr().err
     assert main(["data", "check", str(shared_data / "tofu/forget10_perturbed.json"), "--format", "tofu"]) == 0
     assert "rows: 400" in capsys.readouterr().out
 
