@@ -51,6 +51,21 @@ def test_math_eval_outputs(math_run):
     assert (out / "plots/accuracy.png").stat().st_size > 1000 and (out / "plots/pass_at_k.png").exists()
 
 
+def test_math_eval_of_an_adapter_folder_records_its_base(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
+                          LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    lora.save_pretrained(tmp_path / "lora")  # a LoRA training output: adapter_config.json names the base
+    write_jsonl(tmp_path / "easy.jsonl", make_arith(2, seed=5, difficulty=1))
+    cfg = MathEvalConfig(model=str(tmp_path / "lora"), out=str(tmp_path / "out"), benchmarks=[str(tmp_path / "easy.jsonl")],
+                         n=1, temperature=1.0, max_new_tokens=8, verify_workers=0)
+    settings = evaluate_math(cfg, progress=False)["settings"]
+    assert settings["adapter"] == str(tmp_path / "lora") and settings["base_model"] == str(tiny_model_dir)
+    assert settings["model"] == str(tmp_path / "lora")  # (as given)
+
+
 def test_math_eval_resumes_without_generating(math_run):
     cfg, results = math_run
 
@@ -114,8 +129,11 @@ def test_tofu_full_vs_retain_vs_npo(tofu_models):
     full = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["full"]), out=str(root / "ev-full"),
                                         tofu_root=str(tofu), retain_log=log), progress=False)["metrics"]
     # the LoRA output folder is read as base + adapter
-    npo = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["npo"]), out=str(root / "ev-npo"),
-                                       tofu_root=str(tofu), retain_log=log), progress=False)["metrics"]
+    npo_eval = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["npo"]), out=str(root / "ev-npo"),
+                                            tofu_root=str(tofu), retain_log=log), progress=False)
+    npo = npo_eval["metrics"]  # ... and recorded so: what was scored is the base plus that adapter
+    assert npo_eval["settings"]["adapter"] == str(tofu_models["npo"])
+    assert npo_eval["settings"]["base_model"] == str(tofu_models["full"])
     r = retain["metrics"]
     assert full["forget_prob"] > 0.9 and r["forget_prob"] < full["forget_prob"] - 0.2  # it never saw them
     assert npo["forget_prob"] < full["forget_prob"] - 0.2  # unlearning lowered the forget probability

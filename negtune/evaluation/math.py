@@ -109,7 +109,11 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
         from negtune.data.prompts import resolve_marker
 
         marker = resolve_marker(cfg.marker, cfg.model, cfg.adapter)  # once: every benchmark's prompts end with it
-        results: dict[str, Any] = {"settings": asdict(cfg) | {"engine": engine.name, "marker_text": marker},
+        from negtune.models.loading import resolve_adapter
+
+        # an adapter folder given as --model is recorded as what was scored: its base model plus that adapter
+        scored = dict(zip(("base_model", "adapter"), resolve_adapter(cfg.model, cfg.adapter)))
+        results: dict[str, Any] = {"settings": asdict(cfg) | scored | {"engine": engine.name, "marker_text": marker},
                                    "benchmarks": {}}
         all_samples = []
         try:
