@@ -70,13 +70,16 @@ def test_model_folder_without_tokenizer_is_refused(tiny_facts_model_dir, tmp_pat
     assert f"negtune: error: {bare}: no tokenizer files" in capsys.readouterr().err
 
 
-def test_missing_model_path_and_output_dir_that_is_a_file(tiny_facts_model_dir, tmp_path, capsys):
+def test_missing_model_path_and_output_dir_that_is_a_file(tiny_facts_model_dir, tmp_path, capsys, monkeypatch):
     from negtune.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # (as the tests run): the message says the hub was not asked
 
     argv = ["train", "ga", "--forget", "forget10", "--use_cpu", "true"]
     missing = tmp_path / "no-such-model"
     assert main([*argv, "--model_name_or_path", str(missing), "--output_dir", str(tmp_path / "o")]) == 2
-    assert f"negtune: error: --model {missing}: cannot load the tokenizer (not a folder here" in capsys.readouterr().err
+    assert (f"negtune: error: --model {missing}: cannot load the tokenizer (not a folder here, and the hub is "
+            "offline (HF_HUB_OFFLINE is set") in capsys.readouterr().err
     (tmp_path / "file").write_text("x")
     for out in (tmp_path / "file", tmp_path / "file" / "sub"):
         assert main([*argv, "--model_name_or_path", str(tiny_facts_model_dir), "--output_dir", str(out)]) == 2

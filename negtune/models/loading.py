@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -38,8 +39,10 @@ def _from_pretrained(load, name_or_path: str, what: str, **kwargs):
     try:
         return load(name_or_path, **kwargs)
     except OSError as e:
-        where = "not a folder here, nor a reachable hub model id" if not Path(name_or_path).exists() else \
-            str(e).splitlines()[0][:300]
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        where = ("not a folder here, and the hub is offline (HF_HUB_OFFLINE is set: only models already in the "
+                 "local cache load by hub id)" if offline else "not a folder here, nor a reachable hub model id") \
+            if not Path(name_or_path).exists() else str(e).splitlines()[0][:300]
         raise ModelLoadError(f"--model {name_or_path}: cannot load the {what} ({where}); pass a local model "
                              "folder or a hub id") from None
 
