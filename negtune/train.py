@@ -116,7 +116,10 @@ def check_resume_plan(checkpoint: str, train_args) -> None:
     as the result, and a longer one would follow the old schedule past its end."""
     import json
 
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    path = Path(checkpoint) / "trainer_state.json"
+    if not path.is_file():  # (--resume_from_checkpoint: not a checkpoint folder; the trainer says so)
+        return
+    state = json.loads(path.read_text())
     planned, asked = state.get("max_steps"), train_args.max_steps
     if asked > 0 and planned not in (None, asked):
         raise DataError(f"--resume: {checkpoint} (step {state.get('global_step')}) was saved by a run of "

@@ -46,8 +46,8 @@ class UnlearnTrainer(NegtuneTrainer):
             raise DataError("forget dataset is empty: nothing to unlearn")
         retain = training_rows(retain_dataset, "qa", "retain") if retain_dataset is not None else []
         if self.method_spec.needs_retain and not retain:
-            raise DataError(f"method {args.method!r} needs a retain set: pass --retain (a TOFU retain split such as "
-                            "retain90, or a file; its default, the complement of a TOFU forget split name like "
+            raise DataError(f"method {args.method!r} needs a retain set: pass --retain (retain_dataset in Python: a TOFU "
+                            "retain split such as retain90, or a file; its default, the complement of a TOFU forget split name like "
                             "forget10, applies only to those names)")
         self.method_name = args.method
         model = load_for_training(model, peft_config)
