@@ -26,7 +26,7 @@ def test_negatives_trap_smoke(tiny_model_dir, tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     r = json.loads((tmp_path / "r.json").read_text())
     assert set(r["methods"]) == {"sft", "unlikelihood", "unlikelihood_a0.1", "unlikelihood_mixed", "qcrd_pos", "qcrd",
-                                 "nft_offline", "rft_offline"}
+                                 "qcrd_noans", "nft_offline", "rft_offline"}
     pairs = {"qcrd:qcrd_pos", "qcrd:sft", "unlikelihood:sft", "unlikelihood_a0.1:sft", "unlikelihood_mixed:sft",
              "nft_offline:rft_offline"}
     assert set(r["differences"]) == set(r["trap_differences"]) == pairs and r["differences"]["qcrd:sft"]["n"] == 1
@@ -34,7 +34,7 @@ def test_negatives_trap_smoke(tiny_model_dir, tmp_path):
     problems = [json.loads(x) for x in next(tmp_path.rglob("eval.jsonl")).read_text().splitlines()]
     assert len(problems) == 4 and all(p["trap_answer"] not in (None, p["answer"]) for p in problems)
     runs = sorted(tmp_path.rglob("run.json"))
-    assert len(runs) == 16  # 8 variants x (tuning seed + 1 seed)
+    assert len(runs) == 18  # 9 variants x (tuning seed + 1 seed)
     for run in runs:
         result = json.loads(run.read_text())
         rows = read_labeled(run.parent.parent / "rollout")
