@@ -87,16 +87,22 @@ def _complete(checkpoint: Path) -> bool:
     return True
 
 
+def _checkpoints(folder: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders in ``folder`` (none when it does not exist), by N."""
+    import re
+
+    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else ())
+                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    return [p for _, p in found]
+
+
 def resume_checkpoint(output_dir: str) -> str:
     """The newest complete ``checkpoint-N`` folder in ``output_dir`` (incomplete ones, left by a kill during a
     save, are skipped with a warning), or a DataError naming the folder."""
-    import re
-
     folder = Path(output_dir)
-    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else ())
-                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    found = _checkpoints(folder)
     skipped = []
-    for _, checkpoint in reversed(found):
+    for checkpoint in reversed(found):
         if _complete(checkpoint):
             if skipped:
                 print(f"--resume: skipped incomplete {', '.join(skipped)} (no valid trainer_state.json: "
@@ -136,11 +142,8 @@ def check_resume_plan(checkpoint: str, train_args) -> None:
 def warn_old_checkpoints(output_dir: str) -> None:
     """A fresh run into a folder that holds an earlier run's checkpoints: they stay beside the new ones, and a
     later --resume would take the highest-numbered checkpoint, whichever run wrote it."""
-    import re
-
     folder = Path(output_dir)
-    old = sorted((p.name for p in (folder.iterdir() if folder.is_dir() else ())
-                  if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)), key=lambda n: int(n.split("-")[1]))
+    old = [p.name for p in _checkpoints(folder)]
     if old:
         print(f"warning: --output_dir {folder} already holds {', '.join(old)} from an earlier run; this run starts "
               "afresh (pass --resume to continue that run instead) and its checkpoints will sit beside them: "

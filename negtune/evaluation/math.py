@@ -107,14 +107,11 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
         if built:
             engine = cfg.build_engine(cfg.model, cfg.adapter, cfg.seed)
         from negtune.data.prompts import resolve_marker
+        from negtune.models.loading import scored_model
 
         marker = resolve_marker(cfg.marker, cfg.model, cfg.adapter)  # once: every benchmark's prompts end with it
-        from negtune.models.loading import resolve_adapter
-
-        # an adapter folder given as --model is recorded as what was scored: its base model plus that adapter
-        scored = dict(zip(("base_model", "adapter"), resolve_adapter(cfg.model, cfg.adapter)))
-        results: dict[str, Any] = {"settings": asdict(cfg) | scored | {"engine": engine.name, "marker_text": marker},
-                                   "benchmarks": {}}
+        settings = asdict(cfg) | scored_model(cfg.model, cfg.adapter) | {"engine": engine.name, "marker_text": marker}
+        results: dict[str, Any] = {"settings": settings, "benchmarks": {}}
         all_samples = []
         try:
             for source, name in zip(cfg.benchmarks, names):

@@ -83,6 +83,13 @@ def resolve_adapter(model: str, adapter: str | None = None) -> tuple[str, str | 
     return model, adapter
 
 
+def scored_model(model: str, adapter: str | None = None) -> dict[str, str | None]:
+    """``{"base_model", "adapter"}`` as an evaluation scores them (:func:`resolve_adapter`), for its results: an
+    adapter folder given as the model is recorded as its base model plus that adapter."""
+    base, adapter = resolve_adapter(model, adapter)
+    return {"base_model": base, "adapter": adapter}
+
+
 def _weight_shapes(folder: Path, pattern: str) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape from the safetensors headers in ``folder`` (no weights are read)."""
     from safetensors import safe_open

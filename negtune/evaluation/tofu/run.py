@@ -189,10 +189,9 @@ def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dic
     seconds = time.monotonic() - t0
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    from negtune.models.loading import resolve_adapter
+    from negtune.models.loading import scored_model
 
-    # an adapter folder given as --model is recorded as what was scored: its base model plus that adapter
-    settings = asdict(cfg) | dict(zip(("base_model", "adapter"), resolve_adapter(cfg.model, cfg.adapter)))
+    settings = asdict(cfg) | scored_model(cfg.model, cfg.adapter)
     log = {"negtune_tofu_eval_log": LOG_VERSION, "forget_split": cfg.forget_split, "settings": settings,
            "template_fingerprint": template_fp, "template_probe": probe,
            "splits": {s: {"n": len(v["question"]), "fingerprint": fingerprint(v["question"]), **v}
