@@ -4,25 +4,29 @@ Every iteration keeps its labeled rollout, its trained model (and LoRA adapter),
 ``OUT/iter-XX``; an iteration is finished once ``iter-XX/DONE.json`` exists, so a rerun of the same command
 resumes where it stopped (the rollout stage inside an iteration resumes shard by shard as well). The loop's
 settings are kept in ``OUT/settings.json``: a rerun with other ones is refused (``--iterations`` may grow).
+Rollouts sample with the engine flags of ``negtune rollout`` (``--engine auto``: vLLM where a GPU is visible and
+vLLM is installed, else transformers ``generate``); each iteration's engine is closed before it trains.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from negtune import methods
 from negtune.data.io import DataError, atomic_write_text, out_lock
+from negtune.rollout.engines.options import EngineOptions
 from negtune.rollout.stage import RolloutConfig, check_run_values, check_settings, rollout_and_verify
 
-# flags that may change between reruns of one loop: more iterations continue it; where it trains is no setting
-_MAY_CHANGE = ("out", "iterations", "use_cpu")
+# flags that may change between reruns of one loop: more iterations continue it; where it trains, and the
+# engine's resources (memory, servers, batching), are no setting; which engine samples is one, as in a rollout
+_MAY_CHANGE = ("out", "iterations", "use_cpu", *(f.name for f in fields(EngineOptions) if f.name != "engine"))
 
 
-@dataclass
-class LoopConfig:
-    """``negtune loop`` settings (its flags are these fields)."""
+@dataclass(kw_only=True)
+class LoopConfig(EngineOptions):
+    """``negtune loop`` settings (its flags are these fields and the engine flags of ``negtune rollout``)."""
 
     model: str = field(metadata={"help": "the starting model (hub id or folder)"})
     dataset: str = field(metadata={"help": "prompts with gold answers: file, benchmark name or hub id"})
@@ -40,7 +44,8 @@ class LoopConfig:
     seed: int = field(default=0, metadata={"help": "seed of sampling and training"})
     max_steps: int = field(default=50, metadata={"help": "training steps per iteration"})
     learning_rate: float = field(default=1e-5, metadata={"help": "training learning rate"})
-    batch_size: int = field(default=8, metadata={"help": "per-device training batch size"})
+    train_batch_size: int = field(default=8, metadata={
+        "help": "per-device training batch size (--batch-size is the hf engine's prompts per generate call)"})
     lora: bool = field(default=False, metadata={"help": "train a LoRA adapter per iteration (merged after)"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (with --lora)"})
     use_cpu: bool = field(default=False, metadata={"help": "train on the CPU even when a GPU is visible"})
@@ -56,7 +61,7 @@ def _train_iteration(cfg: LoopConfig, model_path: str, rows, out: Path) -> str:
     spec = methods.get(f"{cfg.method}_offline")
     tok = AutoTokenizer.from_pretrained(model_path)
     args = spec.make_config(output_dir=str(out / "train"), max_steps=cfg.max_steps,
-                            learning_rate=cfg.learning_rate, per_device_train_batch_size=cfg.batch_size,
+                            learning_rate=cfg.learning_rate, per_device_train_batch_size=cfg.train_batch_size,
                             seed=cfg.seed, use_cpu=cfg.use_cpu, save_strategy="no", logging_steps=10,
                             disable_tqdm=True)
     peft = LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules="all-linear",
@@ -92,9 +97,10 @@ def run_loop(cfg: LoopConfig, progress: bool = True) -> list[dict]:
                 current = record["model"]
                 history.append(record)
                 continue
+            engine = {f.name: getattr(cfg, f.name) for f in fields(EngineOptions)}
             ro = RolloutConfig(model=current, dataset=cfg.dataset, out=str(it / "rollout"), n=cfg.n,
                                verifier=cfg.verifier, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                               limit=cfg.limit, seed=cfg.seed + i, engine="hf")
+                               limit=cfg.limit, seed=cfg.seed + i, **engine)
             ds, stats = rollout_and_verify(ro, progress=progress)
             try:
                 model_dir, skipped = _train_iteration(cfg, current, ds, it), None

@@ -87,6 +87,32 @@ def test_reference_cache_and_lora_reference(tiny_facts_model_dir, synthetic_tofu
     with torch.no_grad():
         direct = sequence_logps(model(torch.tensor([ids])).logits, torch.tensor([labels]))[0].item()
     assert ref[0] == pytest.approx(direct, abs=1e-4)
+    # a change in the middle of the network (a merged fine-tune of one layer) is another reference, not a hit
+    changed = AutoModelForCausalLM.from_pretrained(tiny_facts_model_dir)
+    with torch.no_grad():
+        changed.model.layers[0].mlp.up_proj.weight.add_(0.05)
+    assert not UnlearnTrainer(changed, args, forget_dataset=synthetic_tofu["forget10"], processing_class=tok).ref_cache_hit
+    # a PEFT model whose adapter was trained before: pi_ref is the model as given, adapter on (not its base)
+    from peft import get_peft_model
+
+    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_facts_model_dir), LORA)
+    with torch.no_grad():
+        for n, w in peft.named_parameters():
+            if "lora_B" in n:
+                w.normal_(0, 0.05)
+        expect = sequence_logps(peft(torch.tensor([ids])).logits, torch.tensor([labels]))[0].item()
+    trained = UnlearnTrainer(peft, args, forget_dataset=synthetic_tofu["forget10"], processing_class=tok)
+    assert not trained.ref_cache_hit
+    assert trained.train_dataset["forget_ref_logps"][0] == pytest.approx(expect, abs=1e-4)
+    assert abs(expect - direct) > 1e-2
+    # npo_kl's retain KL needs pi_ref online: from a trained adapter, a frozen merged copy (not the base)
+    kl_args = UnlearnConfig(output_dir=str(tmp_path / "kl"), method="npo_kl", ref_cache_dir=str(tmp_path / "c"),
+                            **COMMON)
+    kl = UnlearnTrainer(peft, kl_args, forget_dataset=synthetic_tofu["forget10"],
+                        retain_dataset=synthetic_tofu["retain90"], processing_class=tok)
+    with torch.no_grad():
+        ref_logits = kl.ref_model.to("cpu")(torch.tensor([ids])).logits
+        assert torch.allclose(ref_logits, peft(torch.tensor([ids])).logits, atol=1e-4)
 
 
 def _answer_prob(model, tok, rows):

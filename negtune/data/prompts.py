@@ -116,6 +116,8 @@ def encode_text_completion(tokenizer, prompt_text: str, completion: str, max_len
         ids = ids + [tokenizer.eos_token_id]
     labels = ([-100] * n_prompt + ids[n_prompt:])[: len(ids)]
     if max_length is not None:
+        if max_length < 1:  # a slice with it would cut tokens off the end instead
+            raise ValueError(f"--max_length must be at least 1 (tokens of prompt + completion), got {max_length}")
         ids, labels = ids[:max_length], labels[:max_length]
     return ids, labels
 

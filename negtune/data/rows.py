@@ -46,6 +46,10 @@ def _read(source, kind: str, name: str, tofu_root, flag: str | None) -> tuple[st
 
     if isinstance(source, datasets.Dataset):
         return f"{name} dataset", source.to_list()
+    if isinstance(source, (dict, datasets.DatasetDict, datasets.IterableDatasetDict)):
+        splits = ", ".join(map(repr, source)) or "none"
+        raise DataError(f"{name} dataset: got a dict of splits ({splits}), not rows; pass one split, e.g. "
+                        f"dataset[{next(iter(source), 'train')!r}]")
     if not isinstance(source, (str, Path)):
         return f"{name} dataset", list(source)
     path = Path(source)
@@ -127,7 +131,22 @@ def _labeled(rows: list[dict[str, Any]], where: str, extra_columns: tuple[str, .
                             f"{type(row['completion']).__name__} ({str(row['completion'])[:40]!r}); fix or drop the row")
         if not isinstance(row["label"], bool):
             raise DataError(f"{where}, row {i}, column 'label': expected bool, got {row['label']!r}")
+        if "group_pass_rate" in extra_columns:
+            _check_pass_rate(row, where, i)
     return rows
+
+
+def _check_pass_rate(row: dict[str, Any], where: str, i: int) -> None:
+    """A row's ``group_pass_rate`` is a number in [0, 1] that its own label allows (a right completion's group
+    has one right at least, a wrong one's one wrong); the whole-group check runs on rollout folders."""
+    rate = row["group_pass_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise DataError(f"{where}, row {i}, column 'group_pass_rate': expected a number in [0, 1] (the fraction of "
+                        f"the prompt's completions that are right), got {rate!r}")
+    if (row["label"] and rate == 0.0) or (not row["label"] and rate == 1.0):
+        raise DataError(f"{where}, row {i}, column 'group_pass_rate': {rate} contradicts the row's label "
+                        f"{row['label']} (a group with a {'right' if row['label'] else 'wrong'} completion cannot "
+                        f"have pass rate {rate:g})")
 
 
 def _sft(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:

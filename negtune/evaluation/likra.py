@@ -52,10 +52,10 @@ class LikraScorer:
 
         encoded = [encode_prompt_completion(self.tokenizer, p, a) for p, a in zip(prompts, answers)]
         pad = self.tokenizer.pad_token_id
-        out = {"base": compute_reference_logps(self.model, encoded, pad, self.batch_size)}
+        out = {"base": compute_reference_logps(self.model, encoded, pad, self.batch_size, adapter=False)}
         for head in HEADS:
             self.model.set_adapter(head)
-            out[head] = compute_reference_logps(self.model, encoded, pad, self.batch_size, adapter=True)
+            out[head] = compute_reference_logps(self.model, encoded, pad, self.batch_size)
         return {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items()}
 
     def scores(self, prompts: list, answers: list[str], normalise: str = "none") -> dict[str, torch.Tensor]:

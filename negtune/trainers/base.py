@@ -100,6 +100,33 @@ def encode_rows(rows: list[dict[str, Any]], tok, max_length: int | None, what: s
     return [rows[j] for j in keep], [pairs[j] for j in keep]
 
 
+def training_tokenizer(trainer: str, processing_class, kwargs: dict[str, Any]):
+    """The tokenizer a negtune trainer encodes with, checked before any work: it is required (``tokenizer=``, its
+    old name, is named in the error); without a pad token it pads with EOS, as ``negtune train`` does (padding
+    positions are masked, so any id would do). Arguments a TRL user may pass that these trainers set themselves
+    or do not run are refused by name: ``data_collator`` (built from the method's fields), ``eval_dataset`` and
+    an ``eval_strategy`` (no evaluation loss: score a saved model with ``negtune eval`` or
+    :mod:`negtune.evaluation`)."""
+    if processing_class is None:
+        hint = "; `tokenizer=` is its old name, pass processing_class=" if "tokenizer" in kwargs else ""
+        raise ValueError(f"{trainer} needs processing_class (the tokenizer){hint}")
+    if kwargs.get("data_collator") is not None:
+        raise ValueError(f"{trainer} builds its own data_collator (it pads the method's fields); drop "
+                         "data_collator=")
+    args = kwargs.get("args")
+    strategy = getattr(args, "eval_strategy", "no")
+    evaluating = getattr(strategy, "value", strategy) != "no"
+    if kwargs.get("eval_dataset") is not None or evaluating:
+        raise ValueError(f"{trainer} computes no evaluation loss (eval_dataset, eval_strategy): evaluate a saved "
+                         "model with `negtune eval math|tofu` or negtune.evaluation (evaluate_math, evaluate_tofu), "
+                         "or score it in a TrainerCallback's on_save")
+    if getattr(processing_class, "pad_token", None) is None and getattr(processing_class, "eos_token", None):
+        logger.info("%s: the tokenizer has no pad token; padding with its EOS token %r", trainer,
+                    processing_class.eos_token)
+        processing_class.pad_token = processing_class.eos_token
+    return processing_class
+
+
 def load_for_training(model, peft_config=None, trust_remote_code: bool = False):
     """A model object or path (safetensors, no remote code by default), optionally wrapped with PEFT."""
     if isinstance(model, (str, Path)):

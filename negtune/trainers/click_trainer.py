@@ -13,7 +13,13 @@ from negtune.data.io import DataError
 from negtune.data.rows import training_rows
 from negtune.losses.click import click_loss, likelihood_ranked_pairs
 from negtune.losses.logps import mean_token_nll, target_logits, token_logps
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    encode_rows,
+    load_for_training,
+    training_tokenizer,
+)
 from negtune.trainers.click_config import ClickConfig
 from negtune.trainers.reference import compute_reference_logps
 
@@ -34,8 +40,7 @@ class ClickTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: ClickConfig, train_dataset, processing_class=None, peft_config=None,
                  lm_dataset=None, **kwargs):
-        if processing_class is None:
-            raise ValueError("ClickTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("ClickTrainer", processing_class, {**kwargs, "args": args})
         rows = training_rows(train_dataset, "labeled")
         tok = processing_class
         rows, encoded = encode_rows(rows, tok, args.max_length, f"{self.method_name} train dataset")

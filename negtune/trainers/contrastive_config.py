@@ -69,3 +69,9 @@ class ContrastiveRationaleConfig(GoldfishFields, TrainingArguments):
         if self.positive_set not in ("mean", "min") or self.negative_set not in ("mean", "max"):
             raise ValueError(f"--positive_set must be mean|min and --negative_set mean|max, got "
                              f"{self.positive_set!r}, {self.negative_set!r}")
+        if min(self.alpha_answer, self.alpha_pos, self.alpha_neg) < 0:
+            raise ValueError(f"--alpha_answer, --alpha_pos and --alpha_neg must be >= 0, got {self.alpha_answer}, "
+                             f"{self.alpha_pos}, {self.alpha_neg}")
+        if self.delta <= 0 or not 0 <= self.neg_decay <= 1:
+            raise ValueError(f"need --delta > 0 (the margin a negative's NLL is raised to) and 0 <= --neg_decay <= 1, "
+                             f"got {self.delta} and {self.neg_decay}")

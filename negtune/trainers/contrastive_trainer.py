@@ -19,7 +19,13 @@ from negtune.data.prompts import encode_prompt_completion
 from negtune.data.rows import training_rows
 from negtune.losses import contrastive_rationale_loss
 from negtune.losses.logps import target_logits, token_logps
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    keep_answered,
+    load_for_training,
+    training_tokenizer,
+)
 from negtune.trainers.contrastive_config import ContrastiveRationaleConfig
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
 from negtune.trainers.goldfish import goldfish_labels
@@ -92,8 +98,7 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: ContrastiveRationaleConfig, train_dataset, processing_class=None,
                  peft_config=None, **kwargs):
-        if processing_class is None:
-            raise ValueError("ContrastiveRationaleTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("ContrastiveRationaleTrainer", processing_class, {**kwargs, "args": args})
         tok = processing_class
         rows = training_rows(train_dataset, "labeled")
         items, answers_done, questions = [], set(), {}

@@ -20,6 +20,7 @@ from negtune.trainers.base import (
     absolute_adapter_base,
     encode_rows,
     load_for_training,
+    training_tokenizer,
 )
 from negtune.trainers.likra_config import HEADS, MANIFEST, LikraConfig
 
@@ -37,8 +38,7 @@ class LikraTrainer(NegtuneTrainer):
     method_name = "likra"
 
     def __init__(self, model, args: LikraConfig, train_dataset, processing_class=None, peft_config=None, **kwargs):
-        if processing_class is None:
-            raise ValueError("LikraTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("LikraTrainer", processing_class, {**kwargs, "args": args})
         if peft_config is None:
             raise DataError("likra trains two LoRA adapters on one base: pass a LoRA config (--use_peft, "
                             "--lora_r, --lora_target_modules ...)")

@@ -14,7 +14,13 @@ from negtune.data.prompts import MARKER_FILE, add_marker, as_chat, strip_marker
 from negtune.data.rows import training_rows
 from negtune.losses.logps import mean_token_nll, target_logits, token_logps
 from negtune.losses.nat import nat_loss
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    encode_rows,
+    load_for_training,
+    training_tokenizer,
+)
 from negtune.trainers.goldfish import goldfish_labels
 from negtune.trainers.nat_config import NATConfig
 
@@ -33,8 +39,7 @@ class NATTrainer(NegtuneTrainer):
     method_name = "nat"
 
     def __init__(self, model, args: NATConfig, train_dataset, processing_class=None, peft_config=None, **kwargs):
-        if processing_class is None:
-            raise ValueError("NATTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("NATTrainer", processing_class, {**kwargs, "args": args})
         rows = select_negatives(training_rows(train_dataset, "labeled"), args.negatives_per_positive, args.seed)
         tok = processing_class
         markers = (args.positive_marker, args.negative_marker)

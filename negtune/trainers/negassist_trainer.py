@@ -13,7 +13,13 @@ from negtune.data.rows import training_rows
 from negtune.losses.logps import mean_token_nll, target_logits, token_logps
 from negtune.losses.negassist import nce_calibration, nce_loss
 from negtune.models import integrate
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    encode_rows,
+    load_for_training,
+    training_tokenizer,
+)
 from negtune.trainers.negassist_config import NegAssistConfig
 
 logger = logging.getLogger(__name__)
@@ -29,8 +35,7 @@ class NegAssistTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: NegAssistConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
-        if processing_class is None:
-            raise ValueError("NegAssistTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("NegAssistTrainer", processing_class, {**kwargs, "args": args})
         tok = processing_class
         want = args.stage == "negative"
         rows = [r for r in training_rows(train_dataset, "labeled") if bool(r["label"]) != want]

@@ -10,6 +10,7 @@ from trl import GRPOConfig
 from negtune.trainers.rlvr_config import DynamicSamplingFields, OffPolicyFields
 
 NFT_LOSS_TYPES = ("dapo", "bnpo", "dr_grpo", "token_sum")  # the aggregations NFTTrainer implements
+PROMPT_WEIGHTS = ("1-r", "grpo")
 
 
 @dataclass
@@ -23,6 +24,20 @@ class _NFTFields:
     drop_homogeneous: bool = field(default=True, metadata={
         "help": "leave out groups whose samples are all right or all wrong (no signal in NFT's derivation): online "
                 "they are replaced by dynamic_sampling, else masked; offline they are dropped"})
+
+    def _check_nft_fields(self) -> None:
+        if self.neg_weight < 0:
+            raise ValueError(f"--neg_weight must be >= 0 (1 = NFT, 0 = RFT), got {self.neg_weight}")
+        if self.nft_eps <= 0:
+            raise ValueError(f"--nft_eps must be > 0 (the floor of the negative policy's ratio), got {self.nft_eps}")
+        if self.prompt_weight not in PROMPT_WEIGHTS:
+            raise ValueError(f"--prompt_weight must be one of {', '.join(PROMPT_WEIGHTS)}, got {self.prompt_weight!r}")
+        if not 0.0 <= self.pass_rate_min <= self.pass_rate_max <= 1.0:
+            raise ValueError(f"need 0 <= --pass_rate_min <= --pass_rate_max <= 1 (r-hat is clamped to them), got "
+                             f"{self.pass_rate_min} and {self.pass_rate_max}")
+        if not self.drop_homogeneous and (self.pass_rate_min == 0.0 or self.pass_rate_max == 1.0):
+            raise ValueError("--drop_homogeneous false keeps all-right and all-wrong groups, whose r-hat is 1 or 0: "
+                             "NFT divides by r-hat and 1 - r-hat, so keep 0 < --pass_rate_min and --pass_rate_max < 1")
 
 
 @dataclass
@@ -50,6 +65,10 @@ class NFTConfig(_NFTFields, DynamicSamplingFields, OffPolicyFields, GRPOConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        self._check_nft_fields()
+        if self.beta != 0:
+            raise ValueError(f"--beta {self.beta}: NFT's objective has no KL term (the paper trains without one); "
+                             "leave --beta at 0")
         if self.loss_type not in NFT_LOSS_TYPES:
             raise ValueError(f"--loss_type {self.loss_type!r}: NFT aggregates its loss with one of "
                              f"{', '.join(NFT_LOSS_TYPES)} (the others are GRPO losses, not aggregations)")
@@ -69,7 +88,11 @@ class OfflineNFTConfig(_NFTFields, TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        self._check_nft_fields()
         if self.method == "rft":
+            if self.neg_weight not in (0.0, 1.0):  # 1.0 is the field's default: RFT sets it to 0
+                raise ValueError(f"--neg_weight {self.neg_weight} with rft: RFT is NFT with neg_weight 0; use "
+                                 "nft_offline for another weight")
             self.neg_weight = 0.0
         elif self.method != "nft":
             raise ValueError(f"--method {self.method!r}: expected nft or rft")

@@ -12,7 +12,13 @@ from negtune.data.prompts import as_chat, encode_prompt_completion, render_chat
 from negtune.data.rows import training_rows
 from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.rlvr import nft_prompt_weight, nft_token_loss
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    keep_answered,
+    load_for_training,
+    training_tokenizer,
+)
 from negtune.trainers.nft_config import OfflineNFTConfig
 from negtune.trainers.reference import compute_reference_logps
 
@@ -34,8 +40,7 @@ class OfflineNFTTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: OfflineNFTConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
-        if processing_class is None:
-            raise ValueError("OfflineNFTTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("OfflineNFTTrainer", processing_class, {**kwargs, "args": args})
         self.method_name = f"{args.method}_offline"  # the registry name: nft_offline or rft_offline
         rows = training_rows(train_dataset, "labeled", extra_columns=("group_pass_rate",))
         if args.neg_weight == 0:  # RFT: every positive (all-correct groups included); negatives weigh nothing

@@ -29,6 +29,13 @@ class NFTTrainer(GroupRewardsMixin, GRPOTrainer):
         super().__init__(*args, **kwargs)
         self._check_train_dataset()
 
+    def _check_rewards(self, rewards):
+        graded = rewards[(rewards != 0) & (rewards != 1)]
+        if graded.numel():
+            raise ValueError(f"NFT: got a reward of {graded[0].item():g}; NFT labels every sample right (reward 1) or "
+                             "wrong (0) and learns from both: use a 0/1 correctness reward (e.g. VerifierReward), "
+                             "and GRPO for graded rewards")
+
     def _postprocess(self, output, rewards, all_correct, mode):
         g_size = self.num_generations
         rate = group_pass_rates(rewards, g_size)

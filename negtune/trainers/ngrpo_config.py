@@ -32,3 +32,12 @@ class NGRPOConfig(DynamicSamplingFields, OffPolicyFields, GRPOConfig):
     drop_all_correct: bool = field(default=True, metadata={
         "help": "filter all-correct groups (their advantage is 0: they only dilute the loss normaliser), as the "
                 "reference's filter_groups strategy all_correct: replaced by dynamic_sampling, else masked"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high <= 0):
+            raise ValueError(f"--epsilon and --epsilon_high (the clip range) must be > 0, got {self.epsilon} and "
+                             f"{self.epsilon_high}")
+        if self.r_max <= 0:
+            raise ValueError(f"--r_max (the virtual sample's reward, the largest a group can get) must be > 0, got "
+                             f"{self.r_max}")

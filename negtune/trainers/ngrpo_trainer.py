@@ -28,6 +28,12 @@ class NGRPOTrainer(GroupRewardsMixin, GRPOTrainer):
         super().__init__(*args, **kwargs)
         self._check_train_dataset()
 
+    def _check_rewards(self, rewards):
+        if bool((rewards > self.args.r_max + 1e-6).any()):
+            raise ValueError(f"NGRPO: a reward of {rewards.max().item():g} exceeds --r_max {self.args.r_max:g}, the "
+                             "reward of the virtual sample that must be each group's maximum; set --r_max to the "
+                             "largest reward your reward functions give")
+
     def _postprocess(self, output, rewards, all_correct, mode):
         advantages = ngrpo_advantages(rewards, self.num_generations, self.args.r_max).to(rewards.device)
         local = self._process_slice(output["completion_ids"].shape[0])

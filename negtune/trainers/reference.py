@@ -2,8 +2,9 @@
 
 NPO's pi_ref is the model before unlearning, and the forget set does not change, so log pi_ref(y|x) is
 computed once per forget example before training and cached on disk, keyed by a fingerprint of the model
-weights and of the tokenized data. Under LoRA the same numbers come from the base with the adapter
-disabled (which is also how the reference is computed when the model is a PEFT model).
+weights and of the tokenized data. It is the model as training receives it: a PEFT model is scored with its
+adapter on (a fresh LoRA adapter is the identity, so its base's numbers; an adapter trained before is part of
+the starting model).
 """
 
 from __future__ import annotations
@@ -20,18 +21,33 @@ from negtune.data.io import atomic_write_text
 from negtune.losses.logps import target_logits, token_logps
 
 
+def identity_adapter(named: list) -> bool:
+    """True when a PEFT model's LoRA weights change nothing (every lora_B zero, PEFT's initialisation)."""
+    return all(not p.detach().any() for n, p in named if "lora_B" in n)
+
+
+@torch.no_grad()
 def model_fingerprint(model) -> str:
-    """Content hash of the weights that define the reference (base weights; LoRA adapters excluded)."""
+    """Content hash of the function the model computes: every weight tensor, each summarised on its own device
+    (shape, dtype, sum, sum of squares and a strided sample of its values), so a change anywhere (a merged
+    fine-tune of the middle layers, an adapter trained before) gives another key. A LoRA adapter that is still
+    the identity is left out, so a freshly wrapped model and its plain base share one key."""
     h = hashlib.sha256()
-    # PEFT renames the base weights (base_model.model.<name>, <module>.base_layer.weight): undo that, so a
-    # LoRA-wrapped model and its plain base share one key
-    named = [(n.replace("base_model.model.", "", 1).replace(".base_layer", ""), p)
-             for n, p in model.named_parameters() if "lora_" not in n]
-    h.update(str(len(named)).encode())
-    for name, param in named[:2] + named[-2:]:  # cheap: ends of the network, full tensors
-        h.update(name.encode())
-        h.update(param.detach().float().cpu().numpy().tobytes())
-    h.update(str(sum(p.numel() for _, p in named)).encode())
+    named = list(model.named_parameters())
+    if identity_adapter(named):
+        named = [(n, p) for n, p in named if "lora_" not in n]
+    # PEFT renames the base weights (base_model.model.<name>, <module>.base_layer.weight): undo that too
+    for name, param in named:
+        flat = param.detach().reshape(-1)
+        step = max(1, flat.numel() // 1024)
+        h.update(f"{name.replace('base_model.model.', '', 1).replace('.base_layer', '')}{tuple(param.shape)}"
+                 f"{param.dtype}".encode())
+        stats = torch.zeros(2, dtype=torch.float64, device=flat.device)
+        for chunk in flat.split(1 << 24):  # in float64 a chunk at a time: no full-size copy of a large tensor
+            c = chunk.double()
+            stats += torch.stack([c.sum(), c.square().sum()])
+        h.update(stats.cpu().numpy().tobytes())
+        h.update(flat[::step].float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -48,10 +64,10 @@ def default_cache_dir() -> Path:
 
 @torch.no_grad()
 def compute_reference_logps(model, examples: list[tuple[list[int], list[int]]], pad_token_id: int,
-                            batch_size: int = 8, per_token: bool = False, adapter: bool = False) -> list:
+                            batch_size: int = 8, per_token: bool = False, adapter: bool = True) -> list:
     """log pi_ref(y|x) (summed over answer tokens) for each (input_ids, labels) example; with ``per_token``,
     the list of log pi_ref(y_t | ...) aligned with ``labels[1:]`` (0.0 where the label is -100). A PEFT model is
-    scored with its adapters disabled (the base), unless ``adapter`` (then with its active adapter)."""
+    scored as it is (its active adapter on), or with ``adapter=False`` as its base (adapters disabled)."""
     adapter_off = model.disable_adapter() if hasattr(model, "disable_adapter") and not adapter \
         else contextlib.nullcontext()
     was_training = model.training

@@ -39,6 +39,9 @@ class GroupRewardsMixin:
         carries no signal (replaced by dynamic sampling, else masked)."""
         raise NotImplementedError
 
+    def _check_rewards(self, rewards: torch.Tensor) -> None:
+        """Refuse rewards the method's formula does not hold for (named with the first offending value)."""
+
     def _check_train_dataset(self) -> None:
         """One rollout's prompts must fit in the training set; dynamic sampling needs indexable data."""
         from negtune.trainers.rlvr import check_generation_batch
@@ -69,6 +72,7 @@ class GroupRewardsMixin:
         output = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         rewards = self._group_rewards()
+        self._check_rewards(rewards[~torch.isnan(rewards)])
         all_correct = self._log_group_kinds(rewards, mode)
         return output, self._postprocess(output, rewards, all_correct, mode).to(torch.bool).cpu()
 

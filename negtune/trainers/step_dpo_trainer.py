@@ -13,7 +13,7 @@ from negtune.data.prompts import as_chat, encode_text_completion, render_prompt_
 from negtune.data.rows import training_rows
 from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.steps import first_pit, step_dpo_loss
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training
+from negtune.trainers.base import NegtuneTrainer, PaddedCollator, load_for_training, training_tokenizer
 from negtune.trainers.reference import compute_reference_logps
 from negtune.trainers.step_dpo_config import StepDPOConfig
 from negtune.trainers.step_pg_trainer import check_steps, dataset_name, row_name
@@ -47,8 +47,7 @@ class StepDPOTrainer(NegtuneTrainer):
     method_name = "step_dpo"
 
     def __init__(self, model, args: StepDPOConfig, train_dataset, processing_class=None, peft_config=None, **kwargs):
-        if processing_class is None:
-            raise ValueError("StepDPOTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("StepDPOTrainer", processing_class, {**kwargs, "args": args})
         tok = processing_class
         rows = training_rows(train_dataset, "labeled")
         if not any(r.get("step_values") is not None for r in rows):

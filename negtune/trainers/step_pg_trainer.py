@@ -12,7 +12,13 @@ from negtune.data.prompts import as_chat, encode_prompt_completion, render_promp
 from negtune.data.rows import training_rows
 from negtune.losses.logps import target_logits, token_logps
 from negtune.losses.steps import best_of_k, nsa_step_scale, step_advantages, step_pg_loss, token_steps
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    keep_answered,
+    load_for_training,
+    training_tokenizer,
+)
 from negtune.trainers.reference import compute_reference_logps
 from negtune.trainers.step_pg_config import StepPGConfig
 
@@ -92,8 +98,7 @@ class StepPGTrainer(NegtuneTrainer):
     method_name = "step_pg"
 
     def __init__(self, model, args: StepPGConfig, train_dataset, processing_class=None, peft_config=None, **kwargs):
-        if processing_class is None:
-            raise ValueError("StepPGTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("StepPGTrainer", processing_class, {**kwargs, "args": args})
         tok = processing_class
         rows = training_rows(train_dataset, "labeled", extra_columns=("group_pass_rate",))
         annotated = sum(r.get("step_values") is not None for r in rows)

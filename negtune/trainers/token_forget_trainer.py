@@ -19,7 +19,13 @@ from negtune.losses.token_forget import (
     split_tokens,
     token_forget_loss,
 )
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    encode_rows,
+    load_for_training,
+    training_tokenizer,
+)
 from negtune.trainers.reference import compute_reference_logps
 from negtune.trainers.token_forget_config import TokenForgetConfig
 
@@ -42,8 +48,7 @@ class TokenForgetTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: TokenForgetConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
-        if processing_class is None:
-            raise ValueError("TokenForgetTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("TokenForgetTrainer", processing_class, {**kwargs, "args": args})
         if args.rho < 1.0 and not args.reference_model:
             raise DataError(f"--rho {args.rho} splits tokens by their influence score, which needs "
                             "--reference_model (a model fine-tuned on a subset of the same data); --rho 1 is plain "
@@ -147,8 +152,7 @@ def _score_with_reference(args: TokenForgetConfig, encoded, tok, model) -> list[
                         f"model's {vocab}; the reference must share the model's tokenizer")
     ref.to(args.device)
     try:
-        return compute_reference_logps(ref, encoded, tok.pad_token_id, args.score_batch_size, per_token=True,
-                                       adapter=True)
+        return compute_reference_logps(ref, encoded, tok.pad_token_id, args.score_batch_size, per_token=True)
     finally:
         del ref
         if torch.cuda.is_available():

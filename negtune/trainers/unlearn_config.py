@@ -77,6 +77,9 @@ class UnlearnConfig(TrainingArguments):
             self.beta = methods.get(self.method).defaults.get("beta", 0.1)
         if self.beta <= 0:
             raise ValueError(f"--beta must be > 0, got {self.beta}")
+        if self.forget_weight < 0 or self.retain_weight < 0:  # a negative one would flip its term's direction
+            raise ValueError(f"--forget_weight and --retain_weight must be >= 0, got {self.forget_weight} and "
+                             f"{self.retain_weight}")
         if self.simnpo_delta_form not in ("reference", "paper"):
             raise ValueError(f"--simnpo_delta_form must be 'reference' or 'paper', got {self.simnpo_delta_form!r}")
         if self.reweight not in ("none", "loreun"):

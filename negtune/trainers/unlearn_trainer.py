@@ -16,8 +16,14 @@ from negtune.losses import kl_ref_policy, npo_weight, token_logps
 from negtune.losses.logps import target_logits
 from negtune.losses.reweight import loreun_weights
 from negtune.methods import UnlearnTerms
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, keep_answered, load_for_training
-from negtune.trainers.reference import cached_reference_logps
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    keep_answered,
+    load_for_training,
+    training_tokenizer,
+)
+from negtune.trainers.reference import cached_reference_logps, identity_adapter
 from negtune.trainers.unlearn_config import UnlearnConfig
 
 
@@ -30,16 +36,16 @@ class UnlearnTrainer(NegtuneTrainer):
     ``model``: a model or a path; ``peft_config``: LoRA through PEFT (the output is then an adapter).
     Each forget example meets a retain example drawn afresh at every access (:func:`retain_index`).
     Reference log-probs of the forget set are computed once and cached (no second model in memory);
-    only ``npo_kl`` needs pi_ref on fresh retain batches: under LoRA it runs the base with the adapter
-    disabled, in full-parameter training it keeps a frozen copy (pass ``ref_model`` to reuse one).
+    only ``npo_kl`` needs pi_ref on fresh retain batches: under a fresh LoRA adapter it runs the base with the
+    adapter disabled; in full-parameter training, or from an adapter trained before (part of the starting model),
+    it keeps a frozen copy (merged); pass ``ref_model`` to use your own.
     """
 
     method_name = "unlearn"
 
     def __init__(self, model, args: UnlearnConfig, forget_dataset, retain_dataset=None, processing_class=None,
                  peft_config=None, ref_model=None, **kwargs):
-        if processing_class is None:
-            raise ValueError("UnlearnTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("UnlearnTrainer", processing_class, {**kwargs, "args": args})
         self.method_spec = methods.get(args.method)
         forget = training_rows(forget_dataset, "qa", "forget")
         if not forget:
@@ -72,9 +78,16 @@ class UnlearnTrainer(NegtuneTrainer):
             for row, value in zip(rows, ref):
                 row["forget_ref_logps"] = value
         self.ref_model = None
-        if self.method_spec.retain == "kl" and not hasattr(model, "disable_adapter"):
-            self.ref_model = ref_model if ref_model is not None else copy.deepcopy(model)
-            self.ref_model.eval().requires_grad_(False)
+        if self.method_spec.retain == "kl":
+            fresh_adapter = hasattr(model, "disable_adapter") and identity_adapter(list(model.named_parameters()))
+            if ref_model is not None:
+                self.ref_model = ref_model
+            elif not fresh_adapter:  # disabling a trained adapter would give its base, not the starting model
+                self.ref_model = copy.deepcopy(model)
+                if hasattr(self.ref_model, "merge_and_unload"):
+                    self.ref_model = self.ref_model.merge_and_unload()
+            if self.ref_model is not None:
+                self.ref_model.eval().requires_grad_(False)
         self._data_description = f"{len(forget)} forget examples, {len(retain)} retain examples"
         super().__init__(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
                          data_collator=PaddedCollator(tok.pad_token_id), processing_class=tok, **kwargs)

@@ -49,3 +49,5 @@ class UnlikelihoodConfig(GoldfishFields, TrainingArguments):
             raise ValueError(f"--seq_ul_rate must be in [0, 1], got {self.seq_ul_rate}")
         if self.seq_ul_prefix_length < 0 or self.seq_ul_ngram < 1 or self.seq_ul_max_new_tokens < 1:
             raise ValueError("--seq_ul_prefix_length must be >= 0, --seq_ul_ngram and --seq_ul_max_new_tokens >= 1")
+        if self.alpha < 0 or self.token_ul_alpha < 0:  # a negative weight would train the negatives up
+            raise ValueError(f"--alpha and --token_ul_alpha must be >= 0, got {self.alpha} and {self.token_ul_alpha}")

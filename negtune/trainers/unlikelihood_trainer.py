@@ -11,7 +11,13 @@ from negtune.data.rows import training_rows
 from negtune.losses import negative_unlikelihood_loss, repeat_ngram_mask, token_unlikelihood_loss
 from negtune.losses.logps import mean_token_nll, target_logits, token_logps
 from negtune.losses.unlikelihood import sequence_unlikelihood_loss
-from negtune.trainers.base import NegtuneTrainer, PaddedCollator, encode_rows, load_for_training
+from negtune.trainers.base import (
+    NegtuneTrainer,
+    PaddedCollator,
+    encode_rows,
+    load_for_training,
+    training_tokenizer,
+)
 from negtune.trainers.generation import batch_prompts, generate_from_prompts, prompt_length
 from negtune.trainers.goldfish import goldfish_labels
 from negtune.trainers.unlikelihood_config import UnlikelihoodConfig
@@ -28,8 +34,7 @@ class UnlikelihoodTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: UnlikelihoodConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
-        if processing_class is None:
-            raise ValueError("UnlikelihoodTrainer needs processing_class (the tokenizer)")
+        processing_class = training_tokenizer("UnlikelihoodTrainer", processing_class, {**kwargs, "args": args})
         rows = training_rows(train_dataset, "labeled")
         tok = processing_class
         rows, pairs = encode_rows(rows, tok, args.max_length, f"{self.method_name} train dataset")

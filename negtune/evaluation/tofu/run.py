@@ -148,6 +148,9 @@ def evaluate_tofu(cfg: TofuEvalConfig, model=None, tokenizer=None, progress: boo
 def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
+    if model is not None and tokenizer is None:
+        raise ValueError("evaluate_tofu(model=...): pass its tokenizer too (tokenizer=...), or leave model out to "
+                         "load cfg.model with its own")
     retain_log = read_eval_log(cfg.retain_log) if cfg.retain_log else None  # fail before the slow part
     sets = load_eval_sets(cfg.forget_split, cfg.tofu_root, cfg.limit)
     if retain_log is not None:
