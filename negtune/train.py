@@ -223,7 +223,8 @@ def build_trainer(method: str, data_args: DataArguments, train_args, model_args)
 
         if not data_args.forget:
             raise DataError(f"method {method!r} needs --forget (a TOFU forget split or a question/answer file)")
-        retain = data_args.retain or RETAIN_FOR_FORGET.get(data_args.forget)
+        # a TOFU forget split's retain complement is the default of the methods that train on a retain set
+        retain = (data_args.retain or RETAIN_FOR_FORGET.get(data_args.forget)) if spec.retain else None
         read = lambda source, flag: training_rows(source, "qa", flag, tofu_root=data_args.tofu_root,  # noqa: E731
                                                   flag=flag)
         return spec.trainer_class(model, train_args, forget_dataset=read(data_args.forget, "forget"),

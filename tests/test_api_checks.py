@@ -70,6 +70,9 @@ def test_trainer_arguments_checked_before_any_work(tiny_model_dir, tmp_path):
         UnlikelihoodTrainer(str(tiny_model_dir), args, _labeled(), tokenizer=tok)
     with pytest.raises(ValueError, match="builds its own data_collator"):
         UnlikelihoodTrainer(str(tiny_model_dir), args, _labeled(), processing_class=tok, data_collator=lambda x: x)
+    keep = UnlikelihoodConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", remove_unused_columns=True)
+    with pytest.raises(ValueError, match="leave remove_unused_columns False"):
+        UnlikelihoodTrainer(str(tiny_model_dir), keep, _labeled(), processing_class=tok)
     with pytest.raises(ValueError, match="computes no evaluation loss"):
         UnlikelihoodTrainer(str(tiny_model_dir), args, _labeled(), processing_class=tok, eval_dataset=_labeled())
     evaluating = UnlikelihoodConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", eval_strategy="steps")
@@ -116,3 +119,14 @@ def test_evaluate_tofu_with_a_model_needs_its_tokenizer(tmp_path):
 
     with pytest.raises(ValueError, match=r"pass its tokenizer too \(tokenizer=...\)"):
         evaluate_tofu(TofuEvalConfig(model="unused", out=str(tmp_path / "e")), model=object())
+
+
+def test_a_retain_set_for_a_method_without_one_is_named(tiny_facts_model_dir, synthetic_tofu, tmp_path, caplog):
+    from negtune.trainers import UnlearnTrainer
+
+    tok = AutoTokenizer.from_pretrained(tiny_facts_model_dir)
+    args = UnlearnConfig(output_dir=str(tmp_path), method="ga", use_cpu=True, report_to="none", max_steps=1)
+    with caplog.at_level("WARNING"):
+        UnlearnTrainer(str(tiny_facts_model_dir), args, forget_dataset=synthetic_tofu["forget10"],
+                       retain_dataset=synthetic_tofu["retain90"], processing_class=tok)
+    assert "method 'ga' uses no retain set: retain_dataset is not read" in caplog.text

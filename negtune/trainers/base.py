@@ -120,6 +120,9 @@ def training_tokenizer(trainer: str, processing_class, kwargs: dict[str, Any]):
         raise ValueError(f"{trainer} computes no evaluation loss (eval_dataset, eval_strategy): evaluate a saved "
                          "model with `negtune eval math|tofu` or negtune.evaluation (evaluate_math, evaluate_tofu), "
                          "or score it in a TrainerCallback's on_save")
+    if getattr(args, "remove_unused_columns", False):
+        raise ValueError(f"{trainer} keeps the method's own columns (index, labels, reference values): leave "
+                         "remove_unused_columns False, its default in negtune's configs")
     if getattr(processing_class, "pad_token", None) is None and getattr(processing_class, "eos_token", None):
         logger.info("%s: the tokenizer has no pad token; padding with its EOS token %r", trainer,
                     processing_class.eos_token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import datasets
 import numpy as np
@@ -25,6 +26,8 @@ from negtune.trainers.base import (
 )
 from negtune.trainers.reference import cached_reference_logps, identity_adapter
 from negtune.trainers.unlearn_config import UnlearnConfig
+
+logger = logging.getLogger(__name__)
 
 
 class UnlearnTrainer(NegtuneTrainer):
@@ -50,6 +53,10 @@ class UnlearnTrainer(NegtuneTrainer):
         forget = training_rows(forget_dataset, "qa", "forget")
         if not forget:
             raise DataError("forget dataset is empty: nothing to unlearn")
+        if retain_dataset is not None and self.method_spec.retain is None:
+            logger.warning("method %r uses no retain set: retain_dataset is not read (graddiff, npo_rt and npo_kl "
+                           "train on one)", args.method)
+            retain_dataset = None
         retain = training_rows(retain_dataset, "qa", "retain") if retain_dataset is not None else []
         if self.method_spec.needs_retain and not retain:
             raise DataError(f"method {args.method!r} needs a retain set: pass --retain (retain_dataset in Python: a TOFU "
