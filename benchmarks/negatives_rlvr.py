@@ -2,7 +2,7 @@
 
     python benchmarks/negatives_rlvr.py --pair ngrpo,grpo [--metric pass@8] [--seeds 0,1,2,3,4] [--tune-seed 100]
         [--lrs 1e-4,3e-4] [--steps 60] [--difficulty 3] [--eval 200] [--eval-seed 4242]
-        [--updates 4] [--work DIR]
+        [--updates 4] [--task arith|trap] [--work DIR]
 
 The claims and their mechanisms:
 
@@ -23,6 +23,13 @@ held-out problems of the same difficulty (drawn with ``--eval-seed``, 4242 unles
 seed re-evaluates the models already trained, never trains them again), 8 samples at temperature 0.6 / top-p 0.95 (the
 evaluation defaults, fixed before any run): avg@8, pass@1..8.
 
+``--task trap``: the same runs from the trap model of ``negatives_trap.py`` (the base above fine-tuned to work
+"triples" out by doubling, 80% of the time; rebuilt here, deterministically), trained and evaluated on trap
+problems (difficulty 2, each with a "triples" step whose doubling changes the answer; ``--difficulty`` unused):
+the base's avg@8 is about 0.05 and it samples the trap answer about half the time, so most groups of 8 are all
+wrong, and their wrong answers are one systematic error: what NGRPO's virtual sample pushes down and GRPO
+ignores. The evaluation also reports how often samples end in the trap answer.
+
 Equal tuning: both methods get the same learning-rate grid, chosen on a separate tuning seed by the compared
 metric; evaluation seeds never take part. Resumable: each run keeps its results under ``--work``.
 """
@@ -37,6 +44,7 @@ from pathlib import Path
 from common import Run, cpu_online_config, finished_run, parser, section, tune_learning_rates, write_result
 
 PROMPTS_PER_STEP, N = 4, 8
+TRAP, TRAP_STEPS = 0.8, 300  # the trap model of negatives_trap.py (its defaults)
 EVAL_SEED = 4242  # the held-out problems of every run before the confirmatory one
 RUNS = (
     Run("negatives_ngrpo_grpo", full=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "0,1,2,3,4"),
@@ -50,6 +58,12 @@ RUNS = (
               "--difficulty", "4", "--eval", "400", "--eval-seed", "5000"),
         quick=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "5,6", "--lrs", "2e-4", "--steps", "2",
                "--difficulty", "4", "--eval", "8", "--eval-seed", "5000", "--warm-s", "20")),
+    # NGRPO's mechanism where the all-wrong groups hold one systematic error (an exploratory run, 5 seeds)
+    Run("negatives_ngrpo_grpo_trap",
+        full=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "0,1,2,3,4", "--task", "trap",
+              "--lrs", "3e-5,1e-4,3e-4"),
+        quick=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "0,1", "--lrs", "2e-4", "--steps", "2",
+               "--task", "trap", "--eval", "8", "--warm-s", "20")),
     Run("negatives_nft_rft", full=("--pair", "nft,rft", "--metric", "avg@8", "--seeds", "0,1,2,3,4"),
         quick=("--pair", "nft,rft", "--metric", "avg@8", "--seeds", "0,1", "--lrs", "2e-4", "--steps", "2",
                "--eval", "8", "--warm-s", "20")),
@@ -67,24 +81,31 @@ def base_model(root: Path, warm_s: float | None) -> str:
     return str(path)
 
 
-def problems(work: Path, name: str, n: int, seed: int, difficulty: int) -> str:
+def problems(work: Path, name: str, n: int, seed: int, difficulty: int, task: str = "arith") -> str:
     from negtune.data.io import write_jsonl
-    from negtune.data.tasks import make_arith
+    from negtune.data.tasks import make_arith, write_trap_problems
 
     path = work / f"{name}.jsonl"
+    if task == "trap":
+        return write_trap_problems(path, n, seed)
     if not path.exists():
         write_jsonl(path, make_arith(n, seed=seed, difficulty=difficulty))
     return str(path)
 
 
-def evaluate(model: str, out: Path, eval_file: str, engine: str = "auto") -> dict:
+def evaluate(model: str, out: Path, eval_file: str, engine: str = "auto", task: str = "arith") -> dict:
     from negtune.evaluation.math import MathEvalConfig, evaluate_math
 
     if not (out / "results.json").exists():
         evaluate_math(MathEvalConfig(model=model, out=str(out), benchmarks=[eval_file], n=N, temperature=0.6, engine=engine,
                                      top_p=0.95, max_new_tokens=96, verifier="math", seed=0), progress=False)
     m = next(iter(json.loads((out / "results.json").read_text())["benchmarks"].values()))
-    return {"avg@8": m[f"avg@{N}"], **{f"pass@{k}": v for k, v in m["pass@k"].items()}}
+    scores = {"avg@8": m[f"avg@{N}"], **{f"pass@{k}": v for k, v in m["pass@k"].items()}}
+    if task == "trap":  # where the samples end: the trap answer, wrong arithmetic, ...
+        from negtune.data.tasks import eval_answer_shares
+
+        scores.update(eval_answer_shares(out / "samples.jsonl", eval_file))
+    return scores
 
 
 def train_and_eval(work: Path, base: str, method: str, lr: float, seed: int, a) -> dict:
@@ -93,7 +114,7 @@ def train_and_eval(work: Path, base: str, method: str, lr: float, seed: int, a) 
     from negtune.trainers import build_online_trainer, prompt_dataset
 
     run = work / f"seed{seed}" / f"{method}-lr{lr:g}"
-    kept = finished_run(run, a.eval_tag, lambda out: evaluate(str(run / "model"), out, a.eval_file))
+    kept = finished_run(run, a.eval_tag, lambda out: evaluate(str(run / "model"), out, a.eval_file, task=a.task))
     if kept is not None:
         return kept
     t0 = time.monotonic()
@@ -102,7 +123,7 @@ def train_and_eval(work: Path, base: str, method: str, lr: float, seed: int, a) 
     if not (model_dir / "config.json").exists():
         # one rollout covers --updates steps: a run shorter than that still samples a whole one
         train_file = problems(work, f"train-seed{seed}", PROMPTS_PER_STEP * max(a.steps, a.updates), 1000 + seed,
-                              a.difficulty)
+                              a.difficulty, a.task)
         tok = AutoTokenizer.from_pretrained(base)
         model = AutoModelForCausalLM.from_pretrained(base)
         args = cpu_online_config(method, per_device_train_batch_size=PROMPTS_PER_STEP * N, num_generations=N,
@@ -118,7 +139,7 @@ def train_and_eval(work: Path, base: str, method: str, lr: float, seed: int, a) 
         tok.save_pretrained(model_dir)
     train_s = time.monotonic() - t0
     result = {"method": method, "lr": lr, "seed": seed, "train_s": round(train_s, 1), "train_log": log,
-              "eval": evaluate(str(model_dir), run / f"eval{a.eval_tag}", a.eval_file)}
+              "eval": evaluate(str(model_dir), run / f"eval{a.eval_tag}", a.eval_file, task=a.task)}
     (run / f"run{a.eval_tag}.json").write_text(json.dumps(result, indent=1))
     return result
 
@@ -128,21 +149,29 @@ def results_section(r: dict) -> str:
 
     s, metric = r["settings"], r["metric"]
     a, b = r["pair"]
+    trap = s.get("task") == "trap"
     rows = [[m, f"{t['lr']:g}", ", ".join(f"{v:.3f}" for v in t["per_seed"]), f"{t['mean']:.3f}",
-             f"{t['mean_avg8']:.3f}", f"{t['mean_pass8']:.3f}", _pct(t.get("all_wrong_frac"))]
+             f"{t['mean_avg8']:.3f}", f"{t['mean_pass8']:.3f}", _pct(t.get("all_wrong_frac")),
+             *([f"{t['trap_rate']:.3f}"] if trap else [])]
             for m, t in r["methods"].items()]
     d = r["difference"]
     verdict = " (the interval excludes 0)." if d["excludes_zero"] else " (the interval includes 0: no claim)."
+    task = (f"The trap model of `negatives_trap.py` (the warm-started arithmetic model taught to work \"triples\" out "
+            f"by doubling), trained and evaluated on trap problems: base avg@8 {r['base']['avg@8']:.3f}, pass@8 "
+            f"{r['base']['pass@8']:.3f}, trap answer in {r['base'].get('trap_rate', 0):.3f} of its samples"
+            if trap else
+            f"Tiny arithmetic model (warm-started on difficulty 2), trained and evaluated on difficulty "
+            f"{s['difficulty']}: base avg@8 {r['base']['avg@8']:.3f}, pass@8 {r['base']['pass@8']:.3f}")
     return section(
-        f"Negatives that matter: {a.upper()} vs {b.upper()}, {metric} on hard arithmetic{_kind(r)} "
-        f"(`benchmarks/negatives_rlvr.py`)",
-        f"Tiny arithmetic model (warm-started on difficulty 2), trained and evaluated on difficulty "
-        f"{s['difficulty']}: base avg@8 {r['base']['avg@8']:.3f}, pass@8 {r['base']['pass@8']:.3f} on "
+        f"Negatives that matter: {a.upper()} vs {b.upper()}, {metric} on {'the trap task' if trap else 'hard arithmetic'}"
+        f"{_kind(r)} (`benchmarks/negatives_rlvr.py`)",
+        f"{task} on "
         f"{s['eval']} held-out problems (problem seed {s.get('eval_seed', EVAL_SEED)}; 8 samples, temperature 0.6). Every run {s['steps']} steps x "
         f"{PROMPTS_PER_STEP} prompts x {N} samples, {s['updates']} updates per rollout, no dynamic sampling; "
         f"learning rate per method from the grid {s['lrs']} on tuning seed {s['tune_seed']} by {metric}; "
         f"seeds {r['seeds']}.",
-        ["method", "lr", f"{metric} per seed", f"{metric} mean", "avg@8", "pass@8", "all-wrong groups"], rows,
+        ["method", "lr", f"{metric} per seed", f"{metric} mean", "avg@8", "pass@8", "all-wrong groups",
+         *(["trap answer"] if trap else [])], rows,
         f"**{a.upper()} - {b.upper()}, {metric}: {format_difference(d)}**{verdict} Tuning scores: {r['tuning']}. "
         f"Training time summed over all runs, tuning included: {r.get('train_seconds', 0):.0f} s; this invocation "
         f"{r['seconds']:.0f} s (finished runs are kept and reused).")
@@ -173,6 +202,8 @@ def main() -> None:
     ap.add_argument("--eval-seed", type=int, default=EVAL_SEED,
                     help="draws the held-out problems; another one re-evaluates kept models, never retrains them")
     ap.add_argument("--updates", type=int, default=4, help="updates per rollout, the same for both methods")
+    ap.add_argument("--task", choices=("arith", "trap"), default="arith",
+                    help="arith: difficulty --difficulty problems from the base; trap: trap problems from the trap model")
     ap.add_argument("--warm-s", type=float, help="cap the base model's warm start (smoke runs)")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_rlvr"))
     a = ap.parse_args()
@@ -187,12 +218,17 @@ def main() -> None:
     from negtune.utils import threads
 
     threads.configure()  # negtune's policy: the free cores, adapted while it runs
-    work = Path(a.work) / f"d{a.difficulty}-steps{a.steps}-u{a.updates}-eval{a.eval}{'-smoke' if a.warm_s else ''}"
+    split = "trap" if a.task == "trap" else f"d{a.difficulty}"
+    work = Path(a.work) / f"{split}-steps{a.steps}-u{a.updates}-eval{a.eval}{'-smoke' if a.warm_s else ''}"
     work.mkdir(parents=True, exist_ok=True)
     base = base_model(Path(a.work), a.warm_s)
+    if a.task == "trap":
+        from negatives_trap import trap_model
+
+        base = trap_model(work, base, TRAP, TRAP_STEPS if a.warm_s is None else 10)
     a.eval_tag = "" if a.eval_seed == EVAL_SEED else f"-es{a.eval_seed}"
-    a.eval_file = problems(work, f"eval{a.eval_tag}", a.eval, a.eval_seed, a.difficulty)
-    base_eval = evaluate(base, work / f"eval-base{a.eval_tag}", a.eval_file)
+    a.eval_file = problems(work, f"eval{a.eval_tag}", a.eval, a.eval_seed, a.difficulty, a.task)
+    base_eval = evaluate(base, work / f"eval-base{a.eval_tag}", a.eval_file, task=a.task)
     tuning, chosen, tuned = tune_learning_rates(pair, lrs, lambda m, lr: train_and_eval(work, base, m, lr,
                                                                                          a.tune_seed, a),
                                                 lambda r: r["eval"][a.metric])
@@ -206,9 +242,11 @@ def main() -> None:
                     "mean_avg8": statistics.fmean(r["eval"]["avg@8"] for r in rs),
                     "mean_pass8": statistics.fmean(r["eval"]["pass@8"] for r in rs),
                     "all_wrong_frac": statistics.fmean(wrong) if None not in wrong else None,
+                    **({"trap_rate": statistics.fmean(r["eval"]["trap_rate"] for r in rs)} if a.task == "trap" else {}),
                     "train_s": [r["train_s"] for r in rs]}
     write_result({"benchmark": f"negatives_{pair[0]}_{pair[1]}", "pair": pair, "metric": a.metric, "seeds": seeds,
                   "settings": {"steps": a.steps, "difficulty": a.difficulty, "eval": a.eval, "updates": a.updates,
+                               "task": a.task,
                                "lrs": lrs, "tune_seed": a.tune_seed, "eval_seed": a.eval_seed},
                   "base": base_eval, "tuning": tuning, "methods": table,
                   "difference": paired_difference(table[pair[0]]["per_seed"], table[pair[1]]["per_seed"]),
