@@ -137,6 +137,13 @@ def test_negatives_unlikelihood_and_rlvr_smoke(tmp_path):
         assert again["train_s"] == first["train_s"] and (run.parent / "eval-es77" / "results.json").exists()
     assert len(list((tmp_path / "rl").rglob("run-es77.json"))) == 6
     assert json.loads((tmp_path / "rl.json").read_text())["settings"]["eval_seed"] == 77
+    # --task trap: the same runs from the trap model (built from the same base) on trap problems
+    proc = subprocess.run(rl + ["--task", "trap"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trap = json.loads((tmp_path / "rl.json").read_text())
+    assert trap["settings"]["task"] == "trap" and (tmp_path / "rl" / "trap-steps1-u4-eval4-smoke").is_dir()
+    assert 0 <= trap["base"]["trap_rate"] <= 1 and all(0 <= t["trap_rate"] <= 1 for t in trap["methods"].values())
+    assert "on the trap task" in run_all.benchmarks()["negatives_ngrpo_grpo_trap"][0].results_section(trap)
 
 
 def test_unlikelihood_on_a_pretrained_model_smoke(tiny_model_dir, shared_data, tmp_path):
