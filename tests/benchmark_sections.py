@@ -150,6 +150,10 @@ MINIMAL = {
     "negatives_ngrpo_grpo_trap": _RLVR | {
         "settings": {**_RLVR["settings"], "task": "trap"}, "base": {"avg@8": 0.05, "pass@8": 0.3, "trap_rate": 0.5},
         "methods": {m: {**_RLVR["methods"][m], "trap_rate": 0.4} for m in ("ngrpo", "grpo")}},
+    "negatives_ngrpo_grpo_trap_confirm": _RLVR | {
+        "settings": {**_RLVR["settings"], "task": "trap", "eval_seed": 5000},
+        "base": {"avg@8": 0.05, "pass@8": 0.3, "trap_rate": 0.5},
+        "methods": {m: {**_RLVR["methods"][m], "trap_rate": 0.4} for m in ("ngrpo", "grpo")}},
     "negatives_nft_rft": _RLVR | {"pair": ["nft", "rft"], "metric": "avg@8"},
     "negatives_nat": {
         "seeds": [0, 1], "settings": {"steps": 2, "batch": 16, "prompts": 8, "difficulty": 2, "eval": 8,
