@@ -134,6 +134,17 @@ def test_tofu_full_vs_retain_vs_npo(tofu_models):
     npo = npo_eval["metrics"]  # ... and recorded so: what was scored is the base plus that adapter
     assert npo_eval["settings"]["adapter"] == str(tofu_models["npo"])
     assert npo_eval["settings"]["base_model"] == str(tofu_models["full"])
+    # the same adapter passed in memory scores the same, and is recorded as what was scored (not cfg.model)
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    in_memory = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tofu_models["full"]), tofu_models["npo"])
+    mem = evaluate_tofu(TofuEvalConfig(model="not-loaded", out=str(root / "ev-npo-mem"), tofu_root=str(tofu),
+                                       retain_log=log), model=in_memory,
+                        tokenizer=AutoTokenizer.from_pretrained(tofu_models["full"]), progress=False)
+    assert mem["settings"]["model_object"] == "PeftModelForCausalLM" and mem["settings"]["adapter"] == "in memory (PEFT)"
+    assert mem["settings"]["base_model"] == str(tofu_models["full"])
+    assert mem["metrics"]["forget_prob"] == pytest.approx(npo_eval["metrics"]["forget_prob"], abs=1e-5)
     r = retain["metrics"]
     assert full["forget_prob"] > 0.9 and r["forget_prob"] < full["forget_prob"] - 0.2  # it never saw them
     assert npo["forget_prob"] < full["forget_prob"] - 0.2  # unlearning lowered the forget probability

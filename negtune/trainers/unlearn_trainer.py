@@ -95,7 +95,8 @@ class UnlearnTrainer(NegtuneTrainer):
                     self.ref_model = self.ref_model.merge_and_unload()
             if self.ref_model is not None:
                 self.ref_model.eval().requires_grad_(False)
-        self._data_description = f"{len(forget)} forget examples, {len(retain)} retain examples"
+        self._data_description = f"{len(forget)} forget examples" + (f", {len(retain)} retain examples"
+                                                                    if self.method_spec.retain else "")
         super().__init__(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
                          data_collator=PaddedCollator(tok.pad_token_id), processing_class=tok, **kwargs)
         if self.ref_model is not None:

@@ -148,7 +148,8 @@ def evaluate_tofu(cfg: TofuEvalConfig, model=None, tokenizer=None, progress: boo
 def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    if model is not None and tokenizer is None:
+    given = model is not None  # an in-memory model: cfg.model is not what is scored
+    if given and tokenizer is None:
         raise ValueError("evaluate_tofu(model=...): pass its tokenizer too (tokenizer=...), or leave model out to "
                          "load cfg.model with its own")
     retain_log = read_eval_log(cfg.retain_log) if cfg.retain_log else None  # fail before the slow part
@@ -194,7 +195,13 @@ def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dic
     out.mkdir(parents=True, exist_ok=True)
     from negtune.models.loading import scored_model
 
-    settings = asdict(cfg) | scored_model(cfg.model, cfg.adapter)
+    if given:  # record what was scored, not cfg.model's name
+        name = getattr(getattr(model, "config", None), "_name_or_path", None)
+        scored = {"base_model": name, "adapter": "in memory (PEFT)" if hasattr(model, "peft_config") else None,
+                  "model_object": type(model).__name__}
+    else:
+        scored = scored_model(cfg.model, cfg.adapter)
+    settings = asdict(cfg) | scored
     log = {"negtune_tofu_eval_log": LOG_VERSION, "forget_split": cfg.forget_split, "settings": settings,
            "template_fingerprint": template_fp, "template_probe": probe,
            "splits": {s: {"n": len(v["question"]), "fingerprint": fingerprint(v["question"]), **v}
