@@ -52,6 +52,9 @@ class LoopConfig(EngineOptions):
 
     def __post_init__(self) -> None:
         check_run_values(self)
+        if self.engine == "openai":  # a server keeps serving the model it started with
+            raise ValueError("--engine openai samples from a server's fixed model, and each loop iteration samples "
+                             "from the model the previous one trained: use hf, vllm or auto")
 
 
 def _train_iteration(cfg: LoopConfig, model_path: str, rows, out: Path) -> str:

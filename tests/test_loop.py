@@ -34,6 +34,8 @@ def test_loop_two_iterations_and_resume(tiny_model_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main([a if a != "hf" else "vllm" for a in argv]) == 2  # which engine samples is one
     assert "engine: 'hf' -> 'vllm'" in capsys.readouterr().err
+    assert main(argv[:-4] + ["--engine", "openai", "--base-url", "http://localhost:1"]) == 2
+    assert "--engine openai samples from a server's fixed model" in capsys.readouterr().err
     # other settings into the same folder are refused (they would report the finished iterations as their own)
     changed = [("rft" if a == "nft" else "nft" if a == "rft" else a) for a in argv if a != "--lora"]
     assert main(changed) == 2
