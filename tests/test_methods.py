@@ -73,6 +73,11 @@ def test_another_methods_name_or_data_flag_is_an_error(tmp_path):
         parse_train_args("nft", ["--config", online, "--forget", "forget10", "--tofu_root", "t"])
     with pytest.raises(DataError, match="--verifier does nothing"):
         parse_train_args("npo", ["--config", _minimal_config(tmp_path, METHODS["npo"]), "--verifier", "exact"])
+    # an unlearning method that trains on the forget set alone takes no --retain (graddiff does)
+    with pytest.raises(DataError, match=r"negtune train ga: --retain does nothing for this method \(it trains on "
+                                        r"the forget set alone; graddiff, npo_rt, npo_kl"):
+        parse_train_args("ga", ["--config", _minimal_config(tmp_path, METHODS["ga"]), "--retain", "retain90"])
+    parse_train_args("graddiff", ["--config", _minimal_config(tmp_path, METHODS["graddiff"]), "--retain", "retain90"])
     # the offline config's own `method` field (nft / rft) may repeat the method's default, never another
     offline = _minimal_config(tmp_path, METHODS["rft_offline"])
     assert parse_train_args("rft_offline", ["--config", offline, "--method", "rft"])[1].neg_weight == 0.0

@@ -54,8 +54,8 @@ class UnlearnTrainer(NegtuneTrainer):
         if not forget:
             raise DataError("forget dataset is empty: nothing to unlearn")
         if retain_dataset is not None and self.method_spec.retain is None:
-            logger.warning("method %r uses no retain set: retain_dataset is not read (graddiff, npo_rt and npo_kl "
-                           "train on one)", args.method)
+            logger.warning("method %r uses no retain set: retain_dataset is not read (%s train on one)", args.method,
+                           ", ".join(m for m in methods.names("unlearn") if methods.get(m).retain))
             retain_dataset = None
         retain = training_rows(retain_dataset, "qa", "retain") if retain_dataset is not None else []
         if self.method_spec.needs_retain and not retain:
