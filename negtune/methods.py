@@ -282,6 +282,11 @@ def names(family: str | None = None) -> tuple[str, ...]:
     return tuple(m.name for m in _ENTRIES if family is None or m.family == family)
 
 
+def retain_methods() -> tuple[str, ...]:
+    """The unlearning methods that train on a retain set (named where another method is given one)."""
+    return tuple(m.name for m in _ENTRIES if m.family == "unlearn" and m.retain)
+
+
 def make_config(name: str, **kwargs: Any):
     """``make_config("simnpo", output_dir=...)``: the method's config with its defaults, then ``kwargs``."""
     return get(name).make_config(**kwargs)

@@ -287,9 +287,8 @@ def parse_train_args(method: str, argv: list[str]):
                         f"{'does' if len(unused) == 1 else 'do'} nothing for this method (it reads "
                         f"{methods.FAMILIES[spec.family]}); remove {'it' if len(unused) == 1 else 'them'}")
     if spec.family == "unlearn" and not spec.retain and "retain" in _explicit_fields(argv, config):
-        users = ", ".join(m for m in methods.names("unlearn") if methods.get(m).retain)
         raise DataError(f"negtune train {method}: --retain does nothing for this method (it trains on the forget set "
-                        f"alone; {users} train on a retain set); remove it")
+                        f"alone; {', '.join(methods.retain_methods())} train on a retain set); remove it")
     return data_args, train_args, model_args
 
 

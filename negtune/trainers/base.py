@@ -100,7 +100,7 @@ def encode_rows(rows: list[dict[str, Any]], tok, max_length: int | None, what: s
     return [rows[j] for j in keep], [pairs[j] for j in keep]
 
 
-def training_tokenizer(trainer: str, processing_class, kwargs: dict[str, Any]):
+def training_tokenizer(trainer: str, processing_class, args, kwargs: dict[str, Any]):
     """The tokenizer a negtune trainer encodes with, checked before any work: it is required (``tokenizer=``, its
     old name, is named in the error); without a pad token it pads with EOS, as ``negtune train`` does (padding
     positions are masked, so any id would do). Arguments a TRL user may pass that these trainers set themselves
@@ -113,7 +113,6 @@ def training_tokenizer(trainer: str, processing_class, kwargs: dict[str, Any]):
     if kwargs.get("data_collator") is not None:
         raise ValueError(f"{trainer} builds its own data_collator (it pads the method's fields); drop "
                          "data_collator=")
-    args = kwargs.get("args")
     strategy = getattr(args, "eval_strategy", "no")
     evaluating = getattr(strategy, "value", strategy) != "no"
     if kwargs.get("eval_dataset") is not None or evaluating:

@@ -40,7 +40,7 @@ class ClickTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: ClickConfig, train_dataset, processing_class=None, peft_config=None,
                  lm_dataset=None, **kwargs):
-        processing_class = training_tokenizer("ClickTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("ClickTrainer", processing_class, args, kwargs)
         rows = training_rows(train_dataset, "labeled")
         tok = processing_class
         rows, encoded = encode_rows(rows, tok, args.max_length, f"{self.method_name} train dataset")

@@ -98,7 +98,7 @@ class ContrastiveRationaleTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: ContrastiveRationaleConfig, train_dataset, processing_class=None,
                  peft_config=None, **kwargs):
-        processing_class = training_tokenizer("ContrastiveRationaleTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("ContrastiveRationaleTrainer", processing_class, args, kwargs)
         tok = processing_class
         rows = training_rows(train_dataset, "labeled")
         items, answers_done, questions = [], set(), {}

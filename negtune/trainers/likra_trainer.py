@@ -38,7 +38,7 @@ class LikraTrainer(NegtuneTrainer):
     method_name = "likra"
 
     def __init__(self, model, args: LikraConfig, train_dataset, processing_class=None, peft_config=None, **kwargs):
-        processing_class = training_tokenizer("LikraTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("LikraTrainer", processing_class, args, kwargs)
         if peft_config is None:
             raise DataError("likra trains two LoRA adapters on one base: pass a LoRA config (--use_peft, "
                             "--lora_r, --lora_target_modules ...)")

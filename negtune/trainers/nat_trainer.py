@@ -39,7 +39,7 @@ class NATTrainer(NegtuneTrainer):
     method_name = "nat"
 
     def __init__(self, model, args: NATConfig, train_dataset, processing_class=None, peft_config=None, **kwargs):
-        processing_class = training_tokenizer("NATTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("NATTrainer", processing_class, args, kwargs)
         rows = select_negatives(training_rows(train_dataset, "labeled"), args.negatives_per_positive, args.seed)
         tok = processing_class
         markers = (args.positive_marker, args.negative_marker)

@@ -35,7 +35,7 @@ class NegAssistTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: NegAssistConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
-        processing_class = training_tokenizer("NegAssistTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("NegAssistTrainer", processing_class, args, kwargs)
         tok = processing_class
         want = args.stage == "negative"
         rows = [r for r in training_rows(train_dataset, "labeled") if bool(r["label"]) != want]

@@ -40,7 +40,7 @@ class OfflineNFTTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: OfflineNFTConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
-        processing_class = training_tokenizer("OfflineNFTTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("OfflineNFTTrainer", processing_class, args, kwargs)
         self.method_name = f"{args.method}_offline"  # the registry name: nft_offline or rft_offline
         rows = training_rows(train_dataset, "labeled", extra_columns=("group_pass_rate",))
         if args.neg_weight == 0:  # RFT: every positive (all-correct groups included); negatives weigh nothing

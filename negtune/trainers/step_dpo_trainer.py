@@ -47,7 +47,7 @@ class StepDPOTrainer(NegtuneTrainer):
     method_name = "step_dpo"
 
     def __init__(self, model, args: StepDPOConfig, train_dataset, processing_class=None, peft_config=None, **kwargs):
-        processing_class = training_tokenizer("StepDPOTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("StepDPOTrainer", processing_class, args, kwargs)
         tok = processing_class
         rows = training_rows(train_dataset, "labeled")
         if not any(r.get("step_values") is not None for r in rows):

@@ -98,7 +98,7 @@ class StepPGTrainer(NegtuneTrainer):
     method_name = "step_pg"
 
     def __init__(self, model, args: StepPGConfig, train_dataset, processing_class=None, peft_config=None, **kwargs):
-        processing_class = training_tokenizer("StepPGTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("StepPGTrainer", processing_class, args, kwargs)
         tok = processing_class
         rows = training_rows(train_dataset, "labeled", extra_columns=("group_pass_rate",))
         annotated = sum(r.get("step_values") is not None for r in rows)

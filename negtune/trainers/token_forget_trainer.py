@@ -48,7 +48,7 @@ class TokenForgetTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: TokenForgetConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
-        processing_class = training_tokenizer("TokenForgetTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("TokenForgetTrainer", processing_class, args, kwargs)
         if args.rho < 1.0 and not args.reference_model:
             raise DataError(f"--rho {args.rho} splits tokens by their influence score, which needs "
                             "--reference_model (a model fine-tuned on a subset of the same data); --rho 1 is plain "

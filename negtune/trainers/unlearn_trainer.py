@@ -48,14 +48,14 @@ class UnlearnTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: UnlearnConfig, forget_dataset, retain_dataset=None, processing_class=None,
                  peft_config=None, ref_model=None, **kwargs):
-        processing_class = training_tokenizer("UnlearnTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("UnlearnTrainer", processing_class, args, kwargs)
         self.method_spec = methods.get(args.method)
         forget = training_rows(forget_dataset, "qa", "forget")
         if not forget:
             raise DataError("forget dataset is empty: nothing to unlearn")
         if retain_dataset is not None and self.method_spec.retain is None:
             logger.warning("method %r uses no retain set: retain_dataset is not read (%s train on one)", args.method,
-                           ", ".join(m for m in methods.names("unlearn") if methods.get(m).retain))
+                           ", ".join(methods.retain_methods()))
             retain_dataset = None
         retain = training_rows(retain_dataset, "qa", "retain") if retain_dataset is not None else []
         if self.method_spec.needs_retain and not retain:
@@ -87,14 +87,11 @@ class UnlearnTrainer(NegtuneTrainer):
         self.ref_model = None
         if self.method_spec.retain == "kl":
             fresh_adapter = hasattr(model, "disable_adapter") and identity_adapter(list(model.named_parameters()))
+            if ref_model is None and not fresh_adapter:  # disabling a trained adapter would give its base
+                ref_model = copy.deepcopy(model)
+                ref_model = ref_model.merge_and_unload() if hasattr(ref_model, "merge_and_unload") else ref_model
             if ref_model is not None:
-                self.ref_model = ref_model
-            elif not fresh_adapter:  # disabling a trained adapter would give its base, not the starting model
-                self.ref_model = copy.deepcopy(model)
-                if hasattr(self.ref_model, "merge_and_unload"):
-                    self.ref_model = self.ref_model.merge_and_unload()
-            if self.ref_model is not None:
-                self.ref_model.eval().requires_grad_(False)
+                self.ref_model = ref_model.eval().requires_grad_(False)
         self._data_description = f"{len(forget)} forget examples" + (f", {len(retain)} retain examples"
                                                                     if self.method_spec.retain else "")
         super().__init__(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),

@@ -34,7 +34,7 @@ class UnlikelihoodTrainer(NegtuneTrainer):
 
     def __init__(self, model, args: UnlikelihoodConfig, train_dataset, processing_class=None, peft_config=None,
                  **kwargs):
-        processing_class = training_tokenizer("UnlikelihoodTrainer", processing_class, {**kwargs, "args": args})
+        processing_class = training_tokenizer("UnlikelihoodTrainer", processing_class, args, kwargs)
         rows = training_rows(train_dataset, "labeled")
         tok = processing_class
         rows, pairs = encode_rows(rows, tok, args.max_length, f"{self.method_name} train dataset")
