@@ -2,7 +2,7 @@
 
     python benchmarks/negatives_rlvr.py --pair ngrpo,grpo [--metric pass@8] [--seeds 0,1,2,3,4] [--tune-seed 100]
         [--lrs 1e-4,3e-4] [--steps 60] [--difficulty 3] [--eval 200] [--eval-seed 4242]
-        [--updates 4] [--task arith|trap] [--work DIR]
+        [--updates 4] [--task arith|trap] [--passk 64 [--passk-limit 200]] [--work DIR]
 
 The claims and their mechanisms:
 
@@ -29,6 +29,12 @@ problems (difficulty 2, each with a "triples" step whose doubling changes the an
 the base's avg@8 is about 0.05 and it samples the trap answer about half the time, so most groups of 8 are all
 wrong, and their wrong answers are one systematic error: what NGRPO's virtual sample pushes down and GRPO
 ignores. The evaluation also reports how often samples end in the trap answer.
+
+``--passk N``: after the runs, each seed's final model (and the base) is sampled N times per problem on the first
+``--passk-limit`` held-out problems (temperature 0.6, as above), and the section adds pass@k for k = 1, 2, 4, ..., N
+(the unbiased estimator) with the paired difference at each k and of the area under the curve on a log2(k) axis
+(trapezoid, normalised to [0, 1]): the NGRPO paper's measure of exploration is pass@k far above 8. The models are
+the ones trained above (kept under ``--work``), so this re-scores them and never trains.
 
 Equal tuning: both methods get the same learning-rate grid, chosen on a separate tuning seed by the compared
 metric; evaluation seeds never take part. Resumable: each run keeps its results under ``--work``.
@@ -72,6 +78,15 @@ RUNS = (
               "--task", "trap", "--lrs", "3e-5,1e-4,3e-4", "--eval", "400", "--eval-seed", "5000"),
         quick=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "5,6", "--lrs", "2e-4", "--steps", "2",
                "--task", "trap", "--eval", "8", "--eval-seed", "5000", "--warm-s", "20")),
+    # after the fact, on the confirmatory run's models (nothing retrained): pass@k up to 64, the paper's measure of
+    # exploration, where the difference might show if not at k = 8 (exploratory)
+    Run("negatives_ngrpo_grpo_trap_passk",
+        full=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", ",".join(map(str, range(5, 20))),
+              "--task", "trap", "--lrs", "3e-5,1e-4,3e-4", "--eval", "400", "--eval-seed", "5000",
+              "--passk", "64", "--passk-limit", "200"),
+        quick=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "5,6", "--lrs", "2e-4", "--steps", "2",
+               "--task", "trap", "--eval", "8", "--eval-seed", "5000", "--warm-s", "20", "--passk", "16",
+               "--passk-limit", "4")),
     Run("negatives_nft_rft", full=("--pair", "nft,rft", "--metric", "avg@8", "--seeds", "0,1,2,3,4"),
         quick=("--pair", "nft,rft", "--metric", "avg@8", "--seeds", "0,1", "--lrs", "2e-4", "--steps", "2",
                "--eval", "8", "--warm-s", "20")),
@@ -101,14 +116,19 @@ def problems(work: Path, name: str, n: int, seed: int, difficulty: int, task: st
     return str(path)
 
 
-def evaluate(model: str, out: Path, eval_file: str, engine: str = "auto", task: str = "arith") -> dict:
+def evaluate(model: str, out: Path, eval_file: str, engine: str = "auto", task: str = "arith", n: int = N,
+             limit: int | None = None) -> dict:
     from negtune.evaluation.math import MathEvalConfig, evaluate_math
 
     if not (out / "results.json").exists():
-        evaluate_math(MathEvalConfig(model=model, out=str(out), benchmarks=[eval_file], n=N, temperature=0.6, engine=engine,
-                                     top_p=0.95, max_new_tokens=96, verifier="math", seed=0), progress=False)
+        # batch_size counts prompts, each bringing n rows: about 128 rows a batch whatever n (on a CPU, 1,024 rows
+        # a batch generate at under half the tokens per second)
+        evaluate_math(MathEvalConfig(model=model, out=str(out), benchmarks=[eval_file], n=n, temperature=0.6, engine=engine,
+                                     top_p=0.95, max_new_tokens=96, verifier="math", seed=0, limit=limit,
+                                     batch_size=max(1, 16 * N // n)),
+                      progress=False)
     m = next(iter(json.loads((out / "results.json").read_text())["benchmarks"].values()))
-    scores = {"avg@8": m[f"avg@{N}"], **{f"pass@{k}": v for k, v in m["pass@k"].items()}}
+    scores = {f"avg@{n}": m[f"avg@{n}"], **{f"pass@{k}": v for k, v in m["pass@k"].items()}}
     if task == "trap":  # where the samples end: the trap answer, wrong arithmetic, ...
         from negtune.data.tasks import eval_answer_shares
 
@@ -152,6 +172,52 @@ def train_and_eval(work: Path, base: str, method: str, lr: float, seed: int, a) 
     return result
 
 
+def auc(curve: list[float]) -> float:
+    """Area under pass@k at k = 1, 2, 4, ...: the trapezoid rule on a log2(k) axis, normalised by its length."""
+    return sum((x + y) / 2 for x, y in zip(curve, curve[1:])) / (len(curve) - 1) if len(curve) > 1 else curve[0]
+
+
+def passk_curves(work: Path, base: str, pair: list[str], chosen: dict, seeds: list[int], a) -> dict:
+    """pass@k for k = 1, 2, 4, ..., --passk of the base and of every seed's final model, and the paired differences."""
+    from negtune.evaluation.stats import paired_difference
+
+    ks = [2 ** i for i in range(a.passk.bit_length()) if 2 ** i <= a.passk]
+    tag = f"eval{a.eval_tag}-n{a.passk}-first{a.passk_limit}"
+
+    def curve(model: str, out: Path) -> list[float]:
+        scores = evaluate(model, out, a.eval_file, task=a.task, n=a.passk, limit=a.passk_limit)
+        return [scores[f"pass@{k}"] for k in ks]
+
+    curves = {m: [curve(str(work / f"seed{s}" / f"{m}-lr{chosen[m]:g}" / "model"),
+                        work / f"seed{s}" / f"{m}-lr{chosen[m]:g}" / tag) for s in seeds] for m in pair}
+    x, y = (curves[m] for m in pair)
+    return {"n": a.passk, "problems": a.passk_limit, "k": ks, "base": curve(base, work / f"{tag}-base"),
+            "per_seed": curves,
+            "mean": {m: [statistics.fmean(c[i] for c in cs) for i in range(len(ks))] for m, cs in curves.items()},
+            "difference_at": [paired_difference([c[i] for c in x], [c[i] for c in y]) for i in range(len(ks))],
+            "auc": {m: [auc(c) for c in cs] for m, cs in curves.items()},
+            "difference_auc": paired_difference([auc(c) for c in x], [auc(c) for c in y])}
+
+
+def passk_paragraph(r: dict) -> str:
+    from negtune.evaluation.stats import format_difference
+
+    p, (a, b) = r["passk"], r["pair"]
+    head = " | ".join(["", "pass@k", *(str(k) for k in p["k"]), "AUC (log2 k)"]).strip() + " |"
+    rule = "|" + "---|" * (len(p["k"]) + 2)
+    rows = [f"| base | {' | '.join(f'{v:.3f}' for v in p['base'])} | {auc(p['base']):.3f} |",
+            *(f"| {m} | {' | '.join(f'{v:.3f}' for v in p['mean'][m])} | "
+              f"{statistics.fmean(p['auc'][m]):.3f} |" for m in (a, b)),
+            f"| {a} - {b} | {' | '.join(format(d['mean'], '+.3f') for d in p['difference_at'])} | "
+            f"{p['difference_auc']['mean']:+.3f} |"]
+    d = p["difference_auc"]
+    return (f"pass@k far above 8, measured after the fact on the same seeds' final models: {p['n']} samples per problem "
+            f"on the first {p['problems']} held-out problems (temperature 0.6), the unbiased estimator; the area under "
+            f"the curve on a log2(k) axis is the NGRPO paper's exploration measure.\n\n" + "\n".join([head, rule, *rows])
+            + f"\n\n**{a.upper()} - {b.upper()}, pass@k AUC: {format_difference(d)}**"
+            + (f"; at k = {p['k'][-1]}: {format_difference(p['difference_at'][-1])}." if p["k"] else "."))
+
+
 def results_section(r: dict) -> str:
     from negtune.evaluation.stats import format_difference
 
@@ -182,7 +248,8 @@ def results_section(r: dict) -> str:
          *(["trap answer"] if trap else [])], rows,
         f"**{a.upper()} - {b.upper()}, {metric}: {format_difference(d)}**{verdict} Tuning scores: {r['tuning']}. "
         f"Training time summed over all runs, tuning included: {r.get('train_seconds', 0):.0f} s; this invocation "
-        f"{r['seconds']:.0f} s (finished runs are kept and reused).")
+        f"{r['seconds']:.0f} s (finished runs are kept and reused)."
+        + (f"\n\n{passk_paragraph(r)}" if "passk" in r else ""))
 
 
 def _kind(r: dict) -> str:
@@ -191,7 +258,8 @@ def _kind(r: dict) -> str:
     if s.get("eval_seed", EVAL_SEED) == EVAL_SEED:
         return ""
     where = "" if s.get("task") == "trap" else f", difficulty {s['difficulty']}"
-    return f"{where}, a confirmatory run on fresh problems ({len(r['seeds'])} seeds)"
+    passk = f", pass@k up to {r['passk']['n']}" if "passk" in r else ""
+    return f"{where}, a confirmatory run on fresh problems ({len(r['seeds'])} seeds){passk}"
 
 
 def _pct(x) -> str:
@@ -213,6 +281,8 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=4, help="updates per rollout, the same for both methods")
     ap.add_argument("--task", choices=("arith", "trap"), default="arith",
                     help="arith: difficulty --difficulty problems from the base; trap: trap problems from the trap model")
+    ap.add_argument("--passk", type=int, help="after the runs, sample N per problem and report pass@k up to N")
+    ap.add_argument("--passk-limit", type=int, default=200, help="--passk on the first this many held-out problems")
     ap.add_argument("--warm-s", type=float, help="cap the base model's warm start (smoke runs)")
     ap.add_argument("--work", default=str(Path.home() / ".cache" / "negtune" / "negatives_rlvr"))
     a = ap.parse_args()
@@ -253,12 +323,13 @@ def main() -> None:
                     "all_wrong_frac": statistics.fmean(wrong) if None not in wrong else None,
                     **({"trap_rate": statistics.fmean(r["eval"]["trap_rate"] for r in rs)} if a.task == "trap" else {}),
                     "train_s": [r["train_s"] for r in rs]}
+    passk = {"passk": passk_curves(work, base, pair, chosen, seeds, a)} if a.passk else {}
     write_result({"benchmark": f"negatives_{pair[0]}_{pair[1]}", "pair": pair, "metric": a.metric, "seeds": seeds,
                   "settings": {"steps": a.steps, "difficulty": a.difficulty, "eval": a.eval, "updates": a.updates,
                                "task": a.task,
                                "lrs": lrs, "tune_seed": a.tune_seed, "eval_seed": a.eval_seed},
                   "base": base_eval, "tuning": tuning, "methods": table,
-                  "difference": paired_difference(table[pair[0]]["per_seed"], table[pair[1]]["per_seed"]),
+                  "difference": paired_difference(table[pair[0]]["per_seed"], table[pair[1]]["per_seed"]), **passk,
                   "train_seconds": round(sum(spent) + sum(sum(t["train_s"]) for t in table.values()), 1),
                   "seconds": round(time.monotonic() - t0, 1)}, a.json)
 

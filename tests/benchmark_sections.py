@@ -154,6 +154,15 @@ MINIMAL = {
         "settings": {**_RLVR["settings"], "task": "trap", "eval_seed": 5000},
         "base": {"avg@8": 0.05, "pass@8": 0.3, "trap_rate": 0.5},
         "methods": {m: {**_RLVR["methods"][m], "trap_rate": 0.4} for m in ("ngrpo", "grpo")}},
+    "negatives_ngrpo_grpo_trap_passk": _RLVR | {
+        "settings": {**_RLVR["settings"], "task": "trap", "eval_seed": 5000},
+        "base": {"avg@8": 0.05, "pass@8": 0.3, "trap_rate": 0.5},
+        "methods": {m: {**_RLVR["methods"][m], "trap_rate": 0.4} for m in ("ngrpo", "grpo")},
+        "passk": {"n": 4, "problems": 8, "k": [1, 2, 4], "base": [0.1, 0.2, 0.3],
+                  "per_seed": {m: [[0.1, 0.2, 0.3], [0.2, 0.3, 0.4]] for m in ("ngrpo", "grpo")},
+                  "mean": {m: [0.15, 0.25, 0.35] for m in ("ngrpo", "grpo")},
+                  "difference_at": [_DIFF] * 3, "auc": {m: [0.2, 0.3] for m in ("ngrpo", "grpo")},
+                  "difference_auc": _DIFF}},
     "negatives_nft_rft": _RLVR | {"pair": ["nft", "rft"], "metric": "avg@8"},
     "negatives_nat": {
         "seeds": [0, 1], "settings": {"steps": 2, "batch": 16, "prompts": 8, "difficulty": 2, "eval": 8,

@@ -80,6 +80,39 @@ def test_math_eval_resumes_without_generating(math_run):
     assert {b: drop(m) for b, m in again.items()} == {b: drop(m) for b, m in results["benchmarks"].items()}
 
 
+def test_math_eval_of_an_in_memory_model(math_run, tiny_model_dir, tmp_path):
+    """A model object (a trainer's, mid-experiment) scores as its folder does, is left in training mode, is
+    recorded as an object, and a rerun into the same folder with other weights is refused (not resumed from the
+    first weights' rollouts)."""
+    from dataclasses import replace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from negtune.rollout.stage import RolloutSettingsError
+
+    cfg, results = math_run
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).train()
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    mem = replace(cfg, model="not loaded", out=str(tmp_path / "mem"))
+    got = evaluate_math(mem, model=model, tokenizer=tok, progress=False)
+    assert model.training
+    for name in ("easy", "hard"):  # same weights, same sampling seed: the same samples
+        assert got["benchmarks"][name]["pass@k"] == results["benchmarks"][name]["pass@k"]
+    assert got["settings"]["base_model"] == str(tiny_model_dir) and got["settings"]["model_object"] == "Qwen2ForCausalLM"
+    with torch.no_grad():
+        model.lm_head.weight.add_(0.05)
+    with pytest.raises(RolloutSettingsError, match="in memory, weights"):
+        evaluate_math(mem, model=model, tokenizer=tok, progress=False)
+    with pytest.raises(ValueError, match="tokenizer"):
+        evaluate_math(mem, model=model, progress=False)
+    from peft import LoraConfig, get_peft_model  # a LoRA trainer's model: sampled through its adapter
+
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    one = replace(mem, out=str(tmp_path / "lora"), benchmarks=cfg.benchmarks[:1], n=1)
+    got = evaluate_math(one, model=lora, tokenizer=tok, progress=False)
+    assert got["settings"]["adapter"] == "in memory (PEFT)" and got["benchmarks"]["easy"]["samples"] == 6
+
+
 def test_math_compare(math_run, tmp_path, capsys):
     cfg, results = math_run
     assert cli(["eval", "compare", cfg.out, cfg.out, "--out", str(tmp_path)]) == 0

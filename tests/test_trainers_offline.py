@@ -258,3 +258,27 @@ def test_nan_loss_stops_with_step_batch_and_checkpoint(tiny_facts_model_dir, syn
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 2 \(batch rows \[.*\]\).*checkpoint-1"):
         trainer.train()
     assert (tmp_path / "o" / "checkpoint-1" / "model.safetensors").exists()
+
+
+def test_trl_conversational_rows_train_as_their_text(tiny_model_dir, labeled_rollout, tmp_path):
+    """TRL's conversational prompt-completion rows (KTO's unpaired format: the completion one assistant message)
+    train exactly as the same rows with text completions; the tokens are the chat template's own rendering of the
+    whole conversation (up to the newline after the end-of-turn token); several messages are refused."""
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = labeled_rollout.to_list()[:8]
+    chat = [{**r, "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
+    ids, _ = encode_prompt_completion(tok, chat[0]["prompt"], rows[0]["completion"])
+    whole = tok.apply_chat_template(chat[0]["prompt"] + chat[0]["completion"], tokenize=False)
+    assert tok.decode(ids) + "\n" == whole
+    trained = []
+    for data in (rows, chat):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        args = UnlikelihoodConfig(output_dir=str(tmp_path / f"o{len(trained)}"), seed=3, **COMMON)
+        UnlikelihoodTrainer(model, args, train_dataset=data, processing_class=tok).train()
+        trained.append(_snapshot(model))
+    assert all(torch.equal(trained[0][n], trained[1][n]) for n in trained[0])
+    assert chat[0]["completion"][0]["content"] == rows[0]["completion"]  # the caller's rows are not rewritten
+    two = [{**chat[0], "completion": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}]
+    with pytest.raises(DataError, match=r"row 0, column 'completion': .*one assistant message.*'assistant', 'user'"):
+        UnlikelihoodTrainer(str(tiny_model_dir), UnlikelihoodConfig(output_dir=str(tmp_path / "x"), **COMMON),
+                            train_dataset=two, processing_class=tok)

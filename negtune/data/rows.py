@@ -89,6 +89,7 @@ def _read(source, kind: str, name: str, tofu_root, flag: str | None) -> tuple[st
 def _qa(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
     out = []
     for i, row in enumerate(rows):
+        row = _assistant_turn(row, where, i)
         if "question" in row and "answer" in row:
             out.append({"prompt": row["question"], "answer": row["answer"]})
         elif "prompt" in row and ("answer" in row or "completion" in row):
@@ -115,10 +116,26 @@ def _check_text(value, where: str, i: int, col: str, chat_ok: bool = False) -> N
     raise DataError(f"{where}, row {i}, column {col!r}: expected non-empty text, got {what}; fix or drop the row")
 
 
+def _assistant_turn(row: dict[str, Any], where: str, i: int, col: str = "completion") -> dict[str, Any]:
+    """TRL's conversational completion, ``[{"role": "assistant", "content": TEXT}]``, read as TEXT (the row copied):
+    the prompt is rendered with the chat template and its generation prompt, so TEXT plus EOS is the assistant turn
+    as the template ends it. Several messages (multi-turn, tool calls) are refused: one turn is what is trained."""
+    value = row.get(col)
+    if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
+        return row
+    roles = [m.get("role") for m in value]
+    if roles != ["assistant"] or not isinstance(value[0].get("content"), str):
+        raise DataError(f"{where}, row {i}, column {col!r}: a conversational completion must be one assistant "
+                        f"message with text content ([{{'role': 'assistant', 'content': '...'}}]), got roles {roles}; "
+                        "put earlier turns in the prompt")
+    return {**row, col: value[0]["content"]}
+
+
 def _labeled(rows: list[dict[str, Any]], where: str, extra_columns: tuple[str, ...]) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(f"{where} is empty")
     needed = ("prompt", "completion", "label", *extra_columns)
+    rows = [_assistant_turn(row, where, i) for i, row in enumerate(rows)]
     for i, row in enumerate(rows):
         for col in needed:
             if col not in row:
@@ -152,6 +169,7 @@ def _check_pass_rate(row: dict[str, Any], where: str, i: int) -> None:
 def _sft(rows: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(f"{where} is empty")
+    rows = [_assistant_turn(row, where, i) for i, row in enumerate(rows)]
     for i, row in enumerate(rows):
         if "prompt" not in row or "completion" not in row:
             raise DataError(f"{where}, row {i}: fine-tuning rows need columns prompt and completion (label "

@@ -16,6 +16,7 @@ from typing import Any
 from negtune.data.io import DataError, atomic_write_text, out_lock, write_jsonl
 from negtune.data.paths import BENCHMARKS
 from negtune.evaluation.metrics import benchmark_metrics, pass_at_k, problem_summary
+from negtune.models.loading import in_memory_record, scored_model
 from negtune.rollout.engines.options import EngineOptions
 
 __all__ = ["MathEvalConfig", "evaluate_math", "pass_at_k"]
@@ -89,8 +90,14 @@ def _problems(rows: list[dict], cfg: MathEvalConfig) -> tuple[list[dict[str, Any
     return records, summaries, vote_stats
 
 
-def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the evaluation and write its outputs; returns the ``results.json`` content."""
+def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True, *, model=None,
+                  tokenizer=None) -> dict[str, Any]:
+    """Run (or resume) the evaluation and write its outputs; returns the ``results.json`` content.
+
+    The model is ``cfg.model`` (and ``cfg.adapter``), loaded by ``cfg.engine``; or an ``engine`` already built; or
+    ``model=`` with its ``tokenizer=``, a transformers or PEFT model in memory (a trainer's, mid-experiment),
+    sampled with ``generate`` as it is (its training mode restored after). An in-memory model's rollouts are keyed
+    by a hash of its weights, so a rerun into the same ``out`` resumes only for the same weights."""
     from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
     if not cfg.benchmarks:
@@ -102,21 +109,40 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True) -> di
         if source not in BENCHMARKS and not Path(source).exists() and "/" not in source:
             raise DataError(f"--benchmarks: {source!r} is neither a known benchmark ({', '.join(BENCHMARKS)}), "
                             "nor an existing file, nor a hub id")
+    source_model, source_adapter = cfg.model, cfg.adapter
+    if model is not None:
+        if engine is not None or tokenizer is None:
+            raise ValueError("evaluate_math(model=...): pass its tokenizer too (tokenizer=...), and no engine "
+                             "(model= is sampled with an HF engine built on it)")
+        from negtune.trainers.reference import model_fingerprint
+
+        origin = in_memory_record(model)["base_model"]
+        source_model, source_adapter = f"{origin} (in memory, weights {model_fingerprint(model)[:16]})", None
     with out_lock(cfg.out) as out:
-        built = engine is None
+        built = engine is None and model is None
         if built:
             engine = cfg.build_engine(cfg.model, cfg.adapter, cfg.seed)
-        from negtune.data.prompts import resolve_marker
-        from negtune.models.loading import scored_model
+        elif model is not None:
+            from negtune.rollout.engines.hf import HFEngine
 
-        marker = resolve_marker(cfg.marker, cfg.model, cfg.adapter)  # once: every benchmark's prompts end with it
-        settings = asdict(cfg) | scored_model(cfg.model, cfg.adapter) | {"engine": engine.name, "marker_text": marker}
+            engine = HFEngine(model, tokenizer, batch_size=cfg.batch_size)
+        from negtune.data.prompts import resolve_marker
+
+        # once: every benchmark's prompts end with it
+        if model is None:
+            marker = resolve_marker(cfg.marker, cfg.model, cfg.adapter)
+        elif cfg.marker == "auto":  # the marker saved where the in-memory model was loaded from, if anywhere
+            marker = resolve_marker("auto", origin) if origin else None
+        else:
+            marker = resolve_marker(cfg.marker, "")
+        scored = in_memory_record(model) if model is not None else scored_model(cfg.model, cfg.adapter)
+        settings = asdict(cfg) | scored | {"engine": engine.name, "marker_text": marker}
         results: dict[str, Any] = {"settings": settings, "benchmarks": {}}
         all_samples = []
         try:
             for source, name in zip(cfg.benchmarks, names):
                 t0 = time.monotonic()
-                rcfg = RolloutConfig(model=cfg.model, adapter=cfg.adapter, dataset=source,
+                rcfg = RolloutConfig(model=source_model, adapter=source_adapter, dataset=source,
                                      out=str(out / "rollouts" / name), n=cfg.n, verifier=cfg.verifier,
                                      template=cfg.template, marker=marker or "none", temperature=cfg.temperature, top_p=cfg.top_p,
                                      max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, limit=cfg.limit,

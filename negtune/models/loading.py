@@ -90,6 +90,14 @@ def scored_model(model: str, adapter: str | None = None) -> dict[str, str | None
     return {"base_model": base, "adapter": adapter}
 
 
+def in_memory_record(model) -> dict[str, str | None]:
+    """What an evaluation of a model passed as an object records in place of :func:`scored_model`: the folder or
+    hub id it was loaded from, whether it carries a PEFT adapter, and its class (``cfg.model`` names nothing then)."""
+    return {"base_model": getattr(getattr(model, "config", None), "_name_or_path", None),
+            "adapter": "in memory (PEFT)" if hasattr(model, "peft_config") else None,
+            "model_object": type(model).__name__}
+
+
 def _weight_shapes(folder: Path, pattern: str) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape from the safetensors headers in ``folder`` (no weights are read)."""
     from safetensors import safe_open

@@ -193,15 +193,10 @@ def _evaluate_tofu(cfg: TofuEvalConfig, model, tokenizer, progress: bool) -> dic
     seconds = time.monotonic() - t0
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    from negtune.models.loading import scored_model
+    from negtune.models.loading import in_memory_record, scored_model
 
-    if given:  # record what was scored, not cfg.model's name
-        name = getattr(getattr(model, "config", None), "_name_or_path", None)
-        scored = {"base_model": name, "adapter": "in memory (PEFT)" if hasattr(model, "peft_config") else None,
-                  "model_object": type(model).__name__}
-    else:
-        scored = scored_model(cfg.model, cfg.adapter)
-    settings = asdict(cfg) | scored
+    # record what was scored: an object passed in is not cfg.model
+    settings = asdict(cfg) | (in_memory_record(model) if given else scored_model(cfg.model, cfg.adapter))
     log = {"negtune_tofu_eval_log": LOG_VERSION, "forget_split": cfg.forget_split, "settings": settings,
            "template_fingerprint": template_fp, "template_probe": probe,
            "splits": {s: {"n": len(v["question"]), "fingerprint": fingerprint(v["question"]), **v}
