@@ -24,7 +24,7 @@ seed re-evaluates the models already trained, never trains them again), 8 sample
 evaluation defaults, fixed before any run): avg@8, pass@1..8.
 
 ``--task trap``: the same runs from the trap model of ``negatives_trap.py`` (the base above fine-tuned to work
-"triples" out by doubling, 80% of the time; rebuilt here, deterministically), trained and evaluated on trap
+"triples" out by doubling, 80% of the time, ``--trap-rate``; rebuilt here, deterministically), trained and evaluated on trap
 problems (difficulty 2, each with a "triples" step whose doubling changes the answer; ``--difficulty`` unused):
 the base's avg@8 is about 0.05 and it samples the trap answer about half the time, so most groups of 8 are all
 wrong, and their wrong answers are one systematic error: what NGRPO's virtual sample pushes down and GRPO
@@ -78,6 +78,13 @@ RUNS = (
               "--task", "trap", "--lrs", "3e-5,1e-4,3e-4", "--eval", "400", "--eval-seed", "5000"),
         quick=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "5,6", "--lrs", "2e-4", "--steps", "2",
                "--task", "trap", "--eval", "8", "--eval-seed", "5000", "--warm-s", "20")),
+    # NGRPO's mechanism where groups stay all-wrong longer: a trap model taught the misconception in 95% of its
+    # solutions (not 80%), the same protocol and grid (an exploratory run, 5 seeds)
+    Run("negatives_ngrpo_grpo_trap95",
+        full=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "0,1,2,3,4", "--task", "trap",
+              "--trap-rate", "0.95", "--lrs", "3e-5,1e-4,3e-4"),
+        quick=("--pair", "ngrpo,grpo", "--metric", "pass@8", "--seeds", "0,1", "--lrs", "2e-4", "--steps", "2",
+               "--task", "trap", "--trap-rate", "0.95", "--eval", "8", "--warm-s", "20")),
     # after the fact, on the confirmatory run's models (nothing retrained): pass@k up to 64, the paper's measure of
     # exploration, where the difference might show if not at k = 8 (exploratory)
     Run("negatives_ngrpo_grpo_trap_passk",
@@ -231,7 +238,7 @@ def results_section(r: dict) -> str:
     d = r["difference"]
     verdict = " (the interval excludes 0)." if d["excludes_zero"] else " (the interval includes 0: no claim)."
     task = (f"The trap model of `negatives_trap.py` (the warm-started arithmetic model taught to work \"triples\" out "
-            f"by doubling), trained and evaluated on trap problems: base avg@8 {r['base']['avg@8']:.3f}, pass@8 "
+            f"by doubling, in {s.get('trap_rate', TRAP):.0%} of its training solutions), trained and evaluated on trap problems: base avg@8 {r['base']['avg@8']:.3f}, pass@8 "
             f"{r['base']['pass@8']:.3f}, trap answer in {r['base'].get('trap_rate', 0):.3f} of its samples"
             if trap else
             f"Tiny arithmetic model (warm-started on difficulty 2), trained and evaluated on difficulty "
@@ -255,11 +262,13 @@ def results_section(r: dict) -> str:
 def _kind(r: dict) -> str:
     """Which run a section is: the first ones (difficulty 3) or the confirmatory one, told by its eval set."""
     s = r["settings"]
+    harder = (f", a harder trap ({s['trap_rate']:.0%} of the trap model's solutions doubled)"
+              if s.get("trap_rate", TRAP) != TRAP else "")
     if s.get("eval_seed", EVAL_SEED) == EVAL_SEED:
-        return ""
+        return harder
     where = "" if s.get("task") == "trap" else f", difficulty {s['difficulty']}"
     passk = f", pass@k up to {r['passk']['n']}" if "passk" in r else ""
-    return f"{where}, a confirmatory run on fresh problems ({len(r['seeds'])} seeds){passk}"
+    return f"{where}{harder}, a confirmatory run on fresh problems ({len(r['seeds'])} seeds){passk}"
 
 
 def _pct(x) -> str:
@@ -281,6 +290,8 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=4, help="updates per rollout, the same for both methods")
     ap.add_argument("--task", choices=("arith", "trap"), default="arith",
                     help="arith: difficulty --difficulty problems from the base; trap: trap problems from the trap model")
+    ap.add_argument("--trap-rate", type=float, default=TRAP,
+                    help="--task trap: how often the trap model's training solutions double a 'triples' step")
     ap.add_argument("--passk", type=int, help="after the runs, sample N per problem and report pass@k up to N")
     ap.add_argument("--passk-limit", type=int, default=200, help="--passk on the first this many held-out problems")
     ap.add_argument("--warm-s", type=float, help="cap the base model's warm start (smoke runs)")
@@ -297,14 +308,14 @@ def main() -> None:
     from negtune.utils import threads
 
     threads.configure()  # negtune's policy: the free cores, adapted while it runs
-    split = "trap" if a.task == "trap" else f"d{a.difficulty}"
+    split = ("trap" if a.trap_rate == TRAP else f"trap{a.trap_rate:g}") if a.task == "trap" else f"d{a.difficulty}"
     work = Path(a.work) / f"{split}-steps{a.steps}-u{a.updates}-eval{a.eval}{'-smoke' if a.warm_s else ''}"
     work.mkdir(parents=True, exist_ok=True)
     base = base_model(Path(a.work), a.warm_s)
     if a.task == "trap":
         from negatives_trap import trap_model
 
-        base = trap_model(work, base, TRAP, TRAP_STEPS if a.warm_s is None else 10)
+        base = trap_model(work, base, a.trap_rate, TRAP_STEPS if a.warm_s is None else 10)
     a.eval_tag = "" if a.eval_seed == EVAL_SEED else f"-es{a.eval_seed}"
     a.eval_file = problems(work, f"eval{a.eval_tag}", a.eval, a.eval_seed, a.difficulty, a.task)
     base_eval = evaluate(base, work / f"eval-base{a.eval_tag}", a.eval_file, task=a.task)
@@ -326,7 +337,7 @@ def main() -> None:
     passk = {"passk": passk_curves(work, base, pair, chosen, seeds, a)} if a.passk else {}
     write_result({"benchmark": f"negatives_{pair[0]}_{pair[1]}", "pair": pair, "metric": a.metric, "seeds": seeds,
                   "settings": {"steps": a.steps, "difficulty": a.difficulty, "eval": a.eval, "updates": a.updates,
-                               "task": a.task,
+                               "task": a.task, **({"trap_rate": a.trap_rate} if a.task == "trap" else {}),
                                "lrs": lrs, "tune_seed": a.tune_seed, "eval_seed": a.eval_seed},
                   "base": base_eval, "tuning": tuning, "methods": table,
                   "difference": paired_difference(table[pair[0]]["per_seed"], table[pair[1]]["per_seed"]), **passk,
