@@ -3,6 +3,7 @@ and TOFU (full model vs retain model vs NPO-unlearned, forget quality from a ret
 batched == one-by-one)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,6 @@ def test_math_eval_of_an_in_memory_model(math_run, tiny_model_dir, tmp_path):
     """A model object (a trainer's, mid-experiment) scores as its folder does, is left in training mode, is
     recorded as an object, and a rerun into the same folder with other weights is refused (not resumed from the
     first weights' rollouts)."""
-    from dataclasses import replace
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from negtune.rollout.stage import RolloutSettingsError
@@ -240,6 +239,23 @@ def _scorer(model_dir, template, batch_size):
     model, tok = load_model_and_tokenizer(str(model_dir), dtype="float32")
     return TofuScorer(model, tok, template=template, batch_size=batch_size, max_new_tokens=24,
                       generation_batch_size=batch_size)
+
+
+def test_tofu_eval_of_an_in_memory_model(tofu_models):
+    """A model object scores as its folder does and is recorded as an object (not as cfg.model)."""
+    root, tofu = tofu_models["root"], tofu_models["tofu"]
+    cfg = TofuEvalConfig(model=str(tofu_models["full"]), out=str(root / "ev-folder"), tofu_root=str(tofu), limit=3)
+    by_folder = evaluate_tofu(cfg, progress=False)
+    from negtune.models.loading import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(str(tofu_models["full"]), dtype="float32")
+    mem = evaluate_tofu(replace(cfg, model="not loaded", out=str(root / "ev-mem")), model=model, tokenizer=tok,
+                        progress=False)
+    numbers = lambda m: {k: v for k, v in m.items() if isinstance(v, float)}  # noqa: E731
+    assert numbers(mem["metrics"]) == pytest.approx(numbers(by_folder["metrics"]), rel=1e-5, abs=1e-7)
+    assert len(numbers(mem["metrics"])) >= 10
+    assert mem["settings"]["model_object"] == "Qwen2ForCausalLM" and mem["settings"]["adapter"] is None
+    assert mem["settings"]["base_model"] == str(tofu_models["full"]) and "model_object" not in by_folder["settings"]
 
 
 def test_tofu_batched_equals_one_by_one(tofu_models):
