@@ -136,10 +136,20 @@ def _print_report(out: str) -> None:
     print((Path(out) / "report.md").read_text().split("\n## Settings")[0])
 
 
+def _eval_curve(cfg, args: argparse.Namespace) -> int:
+    from negtune.evaluation.curve import evaluate_checkpoints
+
+    curve = evaluate_checkpoints(cfg, progress=not args.no_progress)
+    print(f"{len(curve['points'])} points; curve: {cfg.out}/curve.md, {cfg.out}/curve.png, {cfg.out}/curve.json")
+    return 0
+
+
 def _cmd_eval_math(args: argparse.Namespace) -> int:
     from negtune.evaluation.math import evaluate_math
 
     cfg: MathEvalConfig = args.configs[0]
+    if cfg.checkpoints:
+        return _eval_curve(cfg, args)
     results = evaluate_math(cfg, progress=not args.no_progress)
     _print_report(cfg.out)
     n = cfg.n
@@ -152,6 +162,8 @@ def _cmd_eval_tofu(args: argparse.Namespace) -> int:
     from negtune.evaluation.tofu import evaluate_tofu
 
     cfg: TofuEvalConfig = args.configs[0]
+    if cfg.checkpoints:
+        return _eval_curve(cfg, args)
     results = evaluate_tofu(cfg, progress=not args.no_progress)
     _print_report(cfg.out)
     m = results["metrics"]

@@ -17,6 +17,7 @@ import yaml
 from negtune import methods
 from negtune.data.io import DataError
 from negtune.utils import threads
+from negtune.utils.checkpoints import checkpoint_folders, is_complete
 
 METHODS = methods.METHODS
 
@@ -76,34 +77,14 @@ class RunArguments:
                 f"training; also {threads.ENV} or OMP_NUM_THREADS)"})
 
 
-def _complete(checkpoint: Path) -> bool:
-    """Whether a checkpoint folder was fully written: transformers writes trainer_state.json last."""
-    import json
-
-    try:
-        json.loads((checkpoint / "trainer_state.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    """The ``checkpoint-N`` folders in ``folder`` (none when it does not exist), by N."""
-    import re
-
-    found = sorted((int(m.group(1)), p) for p in (folder.iterdir() if folder.is_dir() else ())
-                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
-    return [p for _, p in found]
-
-
 def resume_checkpoint(output_dir: str) -> str:
     """The newest complete ``checkpoint-N`` folder in ``output_dir`` (incomplete ones, left by a kill during a
     save, are skipped with a warning), or a DataError naming the folder."""
     folder = Path(output_dir)
-    found = _checkpoints(folder)
+    found = checkpoint_folders(folder)
     skipped = []
     for checkpoint in reversed(found):
-        if _complete(checkpoint):
+        if is_complete(checkpoint):
             if skipped:
                 print(f"--resume: skipped incomplete {', '.join(skipped)} (no valid trainer_state.json: "
                       "interrupted while saving)", file=sys.stderr, flush=True)
@@ -143,7 +124,7 @@ def warn_old_checkpoints(output_dir: str) -> None:
     """A fresh run into a folder that holds an earlier run's checkpoints: they stay beside the new ones, and a
     later --resume would take the highest-numbered checkpoint, whichever run wrote it."""
     folder = Path(output_dir)
-    old = [p.name for p in _checkpoints(folder)]
+    old = [p.name for p in checkpoint_folders(folder)]
     if old:
         print(f"warning: --output_dir {folder} already holds {', '.join(old)} from an earlier run; this run starts "
               "afresh (pass --resume to continue that run instead) and its checkpoints will sit beside them: "

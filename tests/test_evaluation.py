@@ -294,6 +294,47 @@ def test_tofu_cli(tofu_models, tmp_path, capsys):
                 "--out", str(tmp_path), "--template", "bad"]) == 2
 
 
+def test_metrics_over_training_from_checkpoints(tofu_models, tmp_path, capsys):
+    """`--checkpoints`: each checkpoint of a LoRA NPO run and its final model evaluated (TOFU with forget quality,
+    and math), the curve written; a rerun reuses every point; a folder without checkpoints or a model is refused."""
+    from negtune.train import main as train
+
+    tofu = tofu_models["tofu"]
+    run = tmp_path / "npo"
+    assert train(["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path", str(tofu_models["full"]),
+                  "--tofu_root", str(tofu), "--output_dir", str(run), "--max_steps", "6", "--save_strategy", "steps",
+                  "--save_steps", "3", "--ref_cache_dir", str(tmp_path / "cache"), "--disable_tqdm", "true"]) == 0
+    retain = evaluate_tofu(TofuEvalConfig(model=str(tofu_models["retain"]), out=str(tmp_path / "retain"),
+                                          tofu_root=str(tofu), limit=4), progress=False)
+    assert retain["metrics"]["forget_quality"] is None
+    args = ["eval", "tofu", "--checkpoints", "--model", str(run), "--tofu-root", str(tofu), "--limit", "4",
+            "--retain-log", str(tmp_path / "retain"), "--out", str(tmp_path / "curve"), "--no-progress"]
+    assert cli(args) == 0
+    curve = json.loads((tmp_path / "curve" / "curve.json").read_text())
+    assert [p["step"] for p in curve["points"]] == [3, 6]  # checkpoint-6 is the final model: one point
+    assert curve["points"][-1]["model"] == str(run)
+    direct = evaluate_tofu(TofuEvalConfig(model=str(run / "checkpoint-3"), out=str(tmp_path / "direct"),
+                                          tofu_root=str(tofu), limit=4, retain_log=str(tmp_path / "retain")),
+                           progress=False)
+    first = curve["points"][0]["metrics"]
+    assert first["model_utility"] == pytest.approx(direct["metrics"]["model_utility"])
+    assert first["forget_quality"] == pytest.approx(direct["metrics"]["forget_quality"])
+    assert "| 3 | checkpoint-3 |" in (tmp_path / "curve" / "curve.md").read_text()
+    assert (tmp_path / "curve" / "curve.png").stat().st_size > 5000
+    stamp = (tmp_path / "curve" / "step-3" / "results.json").stat().st_mtime_ns
+    assert cli(args) == 0 and (tmp_path / "curve" / "step-3" / "results.json").stat().st_mtime_ns == stamp
+    assert "2 points" in capsys.readouterr().out
+    write_jsonl(tmp_path / "p.jsonl", make_arith(2, seed=1, difficulty=1))
+    assert cli(["eval", "math", "--checkpoints", "--model", str(run), "--benchmarks", str(tmp_path / "p.jsonl"),
+                "--n", "2", "--max-new-tokens", "8", "--verify-workers", "0", "--out", str(tmp_path / "mc"),
+                "--no-progress"]) == 0
+    math_curve = json.loads((tmp_path / "mc" / "curve.json").read_text())
+    assert [p["step"] for p in math_curve["points"]] == [3, 6] and "p avg@2" in math_curve["points"][0]["metrics"]
+    assert cli(["eval", "tofu", "--checkpoints", "--model", str(tmp_path / "retain"), "--tofu-root", str(tofu),
+                "--out", str(tmp_path / "none")]) == 2
+    assert "holds no complete checkpoint-N folder and no saved model" in capsys.readouterr().err
+
+
 def test_tofu_eval_on_the_real_files(tiny_facts_model_dir, shared_data, tmp_path):
     """The real TOFU files (forget05 with its perturbed sets, real authors, world facts) through the same code."""
     res = evaluate_tofu(TofuEvalConfig(model=str(tiny_facts_model_dir), out=str(tmp_path), forget_split="forget05",

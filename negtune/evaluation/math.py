@@ -48,6 +48,9 @@ class MathEvalConfig(EngineOptions):
     limit: int | None = field(default=None, metadata={"help": "first N problems of each benchmark (quick checks)"})
     verify_timeout: float = field(default=5.0, metadata={"help": "verifier seconds per sample"})
     verify_workers: int | None = field(default=None, metadata={"help": "verifier processes (default: all cores)"})
+    checkpoints: bool = field(default=False, metadata={
+        "help": "--model is a training output folder: evaluate each checkpoint-N in it and its final model, into "
+                "OUT/step-N, and write the curve (OUT/curve.json, curve.md, curve.png)"})
 
     def __post_init__(self):
         if isinstance(self.benchmarks, str):

@@ -114,6 +114,9 @@ class TofuEvalConfig:
     dtype: str = field(default="auto", metadata={"help": "model dtype"})
     device: str | None = field(default=None, metadata={"help": "torch device (default: cuda when visible, else cpu)"})
     trust_remote_code: bool = field(default=False, metadata={"help": "run the model repository's own code (off)"})
+    checkpoints: bool = field(default=False, metadata={
+        "help": "--model is a training output folder: evaluate each checkpoint-N in it and its final model, into "
+                "OUT/step-N, and write the curve (OUT/curve.json, curve.md, curve.png)"})
 
     def __post_init__(self) -> None:
         from negtune.rollout.stage import check_run_values
