@@ -328,6 +328,8 @@ def test_metrics_over_training_from_checkpoints(tofu_models, tmp_path, capsys):
     assert cli(["eval", "math", "--checkpoints", "--model", str(run), "--benchmarks", str(tmp_path / "p.jsonl"),
                 "--n", "2", "--max-new-tokens", "8", "--verify-workers", "0", "--out", str(tmp_path / "mc"),
                 "--no-progress"]) == 0
+    with pytest.raises(ValueError, match="evaluate_checkpoints"):
+        evaluate_math(MathEvalConfig(model=str(run), out=str(tmp_path / "x"), checkpoints=True))
     math_curve = json.loads((tmp_path / "mc" / "curve.json").read_text())
     assert [p["step"] for p in math_curve["points"]] == [3, 6] and "p avg@2" in math_curve["points"][0]["metrics"]
     assert cli(["eval", "tofu", "--checkpoints", "--model", str(tmp_path / "retain"), "--tofu-root", str(tofu),

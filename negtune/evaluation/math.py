@@ -103,6 +103,9 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True, *, mo
     by a hash of its weights, so a rerun into the same ``out`` resumes only for the same weights."""
     from negtune.rollout.stage import RolloutConfig, rollout_and_verify
 
+    if cfg.checkpoints:
+        raise ValueError("cfg.checkpoints is set: negtune.evaluation.evaluate_checkpoints(cfg) evaluates a run's "
+                         "checkpoints; evaluate_math evaluates one model")
     if not cfg.benchmarks:
         raise DataError("--benchmarks is empty; name at least one (e.g. gsm8k,math500)")
     names = [benchmark_name(b) for b in cfg.benchmarks]

@@ -144,6 +144,9 @@ def load_eval_sets(forget_split: str, root: str | None, limit: int | None) -> di
 def evaluate_tofu(cfg: TofuEvalConfig, model=None, tokenizer=None, progress: bool = True) -> dict[str, Any]:
     """Evaluate one model; writes ``eval_log.json``, ``results.json`` and ``report.md`` into ``cfg.out``
     (checked writable, and locked against a second run into it, before any work)."""
+    if cfg.checkpoints:
+        raise ValueError("cfg.checkpoints is set: negtune.evaluation.evaluate_checkpoints(cfg) evaluates a run's "
+                         "checkpoints; evaluate_tofu evaluates one model")
     with out_lock(cfg.out):
         return _evaluate_tofu(cfg, model, tokenizer, progress)
 
