@@ -158,6 +158,10 @@ MINIMAL = {
         "settings": {**_RLVR["settings"], "task": "trap", "trap_rate": 0.95},
         "base": {"avg@8": 0.02, "pass@8": 0.1, "trap_rate": 0.7},
         "methods": {m: {**_RLVR["methods"][m], "trap_rate": 0.4} for m in ("ngrpo", "grpo")}},
+    "negatives_ngrpo_grpo_trap95_confirm": _RLVR | {
+        "settings": {**_RLVR["settings"], "task": "trap", "trap_rate": 0.95, "eval_seed": 5000},
+        "base": {"avg@8": 0.02, "pass@8": 0.1, "trap_rate": 0.7},
+        "methods": {m: {**_RLVR["methods"][m], "trap_rate": 0.4} for m in ("ngrpo", "grpo")}},
     "negatives_ngrpo_grpo_trap_passk": _RLVR | {
         "settings": {**_RLVR["settings"], "task": "trap", "eval_seed": 5000},
         "base": {"avg@8": 0.05, "pass@8": 0.3, "trap_rate": 0.5},
