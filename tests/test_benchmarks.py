@@ -137,13 +137,20 @@ def test_negatives_unlikelihood_and_rlvr_smoke(tmp_path):
         assert again["train_s"] == first["train_s"] and (run.parent / "eval-es77" / "results.json").exists()
     assert len(list((tmp_path / "rl").rglob("run-es77.json"))) == 6
     assert json.loads((tmp_path / "rl.json").read_text())["settings"]["eval_seed"] == 77
-    # --task trap: the same runs from the trap model (built from the same base) on trap problems
-    proc = subprocess.run(rl + ["--task", "trap"], capture_output=True, text=True, timeout=900)
+    # --task trap: the same runs from the trap model (built from the same base) on trap problems; --passk: each
+    # seed's final model and the base sampled 16 times per problem, pass@k up to 16 paired by seed
+    proc = subprocess.run(rl + ["--task", "trap", "--passk", "16", "--passk-limit", "2"], capture_output=True,
+                          text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trap = json.loads((tmp_path / "rl.json").read_text())
     assert trap["settings"]["task"] == "trap" and (tmp_path / "rl" / "trap-steps1-u4-eval4-smoke").is_dir()
     assert 0 <= trap["base"]["trap_rate"] <= 1 and all(0 <= t["trap_rate"] <= 1 for t in trap["methods"].values())
-    assert "on the trap task" in run_all.benchmarks()["negatives_ngrpo_grpo_trap"][0].results_section(trap)
+    p = trap["passk"]
+    assert p["k"] == [1, 2, 4, 8, 16] and all(len(c) == 2 for c in p["per_seed"].values())
+    assert all(c == sorted(c) for cs in p["per_seed"].values() for c in cs) and p["difference_auc"]["n"] == 2
+    assert len(list((tmp_path / "rl").rglob("eval-n16-first2"))) == 4  # 2 methods x 2 seeds (the base: its own name)
+    text = run_all.benchmarks()["negatives_ngrpo_grpo_trap"][0].results_section(trap)
+    assert "on the trap task" in text and "pass@k far above 8" in text
 
 
 def test_unlikelihood_on_a_pretrained_model_smoke(tiny_model_dir, shared_data, tmp_path):
