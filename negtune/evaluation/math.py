@@ -122,7 +122,8 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True, *, mo
                              "(model= is sampled with an HF engine built on it)")
         from negtune.trainers.reference import model_fingerprint
 
-        origin = in_memory_record(model)["base_model"]
+        record = in_memory_record(model)  # what the results name, and where a saved marker would be
+        origin = record["base_model"]
         source_model, source_adapter = f"{origin} (in memory, weights {model_fingerprint(model)[:16]})", None
     with out_lock(cfg.out) as out:
         built = engine is None and model is None
@@ -141,7 +142,7 @@ def evaluate_math(cfg: MathEvalConfig, engine=None, progress: bool = True, *, mo
             marker = resolve_marker("auto", origin) if origin else None
         else:
             marker = resolve_marker(cfg.marker, "")
-        scored = in_memory_record(model) if model is not None else scored_model(cfg.model, cfg.adapter)
+        scored = record if model is not None else scored_model(cfg.model, cfg.adapter)
         settings = asdict(cfg) | scored | {"engine": engine.name, "marker_text": marker}
         results: dict[str, Any] = {"settings": settings, "benchmarks": {}}
         all_samples = []
