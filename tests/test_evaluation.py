@@ -3,6 +3,7 @@ and TOFU (full model vs retain model vs NPO-unlearned, forget quality from a ret
 batched == one-by-one)."""
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -324,6 +325,11 @@ def test_metrics_over_training_from_checkpoints(tofu_models, tmp_path, capsys):
     stamp = (tmp_path / "curve" / "step-3" / "results.json").stat().st_mtime_ns
     assert cli(args) == 0 and (tmp_path / "curve" / "step-3" / "results.json").stat().st_mtime_ns == stamp
     assert "2 points" in capsys.readouterr().out
+    weights = run / "checkpoint-3" / "adapter_model.safetensors"  # retrained into the same folder: new weights
+    weights.write_bytes(weights.read_bytes())
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert cli(args) == 2  # not reported from the old weights' results
+    assert f"{tmp_path / 'curve' / 'step-3'} holds an evaluation of other weights" in capsys.readouterr().err
     write_jsonl(tmp_path / "p.jsonl", make_arith(2, seed=1, difficulty=1))
     assert cli(["eval", "math", "--checkpoints", "--model", str(run), "--benchmarks", str(tmp_path / "p.jsonl"),
                 "--n", "2", "--max-new-tokens", "8", "--verify-workers", "0", "--out", str(tmp_path / "mc"),

@@ -5,7 +5,8 @@
 each into ``OUT/step-N`` with that evaluation's own outputs, and writes the curve: ``curve.json``, ``curve.md``
 and ``curve.png`` (TOFU: forget quality on a log axis against model utility, one point per step, as the NPO
 paper's figures; math: each benchmark's avg@n and pass@n by step). A rerun skips the points already evaluated
-with the same settings, so a killed sweep resumes where it stopped.
+with the same settings from the same weights, so a killed sweep resumes where it stopped; a point whose weight
+files changed since (the run retrained into the same folder) is refused rather than reported from the old ones.
 """
 
 from __future__ import annotations
@@ -21,6 +22,32 @@ from negtune.utils.checkpoints import checkpoint_folders, global_step, is_comple
 __all__ = ["evaluate_checkpoints", "run_points"]
 
 _MODEL_FILES = ("config.json", "adapter_config.json")
+_STAMP = "weights.json"
+
+
+def weights_stamp(folder: Path) -> list[list[Any]]:
+    """Name, size and modification time of each weight file of a point (not its optimizer or trainer state):
+    retraining into the run folder rewrites them, so an evaluated point is tied to the weights it scored."""
+    return sorted([p.name, st.st_size, st.st_mtime_ns] for p in Path(folder).iterdir()
+                  if p.is_file() and p.suffix in (".safetensors", ".bin") and p.name != "training_args.bin"
+                  for st in (p.stat(),))
+
+
+def _claim(point_out: Path, folder: Path) -> None:
+    """Record which weights ``point_out`` evaluates (before any work, so a killed point resumes on the same ones);
+    refuse when it holds an evaluation of other weights. An older sweep's point, with no record, is adopted."""
+    stamp, path = weights_stamp(folder), point_out / _STAMP
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if old is not None and old != stamp:
+        raise DataError(f"--checkpoints: {point_out} holds an evaluation of other weights than {folder} holds now "
+                        "(its weight files changed since: retrained into the same folder?); pass another --out, "
+                        f"or delete {point_out} to evaluate them anew")
+    if old is None:
+        point_out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(stamp))
 
 
 def run_points(run_dir: str | Path) -> list[tuple[int | None, Path]]:
@@ -87,6 +114,7 @@ def evaluate_checkpoints(cfg, progress: bool = True) -> dict[str, Any]:
         name = f"step-{step}" if step is not None else "final"
         point = replace(cfg, model=str(folder), out=str(out / name), checkpoints=False)
         settings = asdict(point)
+        _claim(out / name, folder)
         results = _reusable(out / name, settings) or evaluate(point, progress=progress)
         rows.append({"step": step, "model": str(folder), "out": point.out, "metrics": _headline(kind, results)})
         if progress:
