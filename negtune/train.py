@@ -97,10 +97,23 @@ def resume_checkpoint(output_dir: str) -> str:
                     "--save_strategy steps --save_steps N; drop --resume to start afresh)")
 
 
+def _schedule_change(train_args, planned: int, asked: int) -> str | None:
+    """What a run resumed with ``--max_steps asked`` instead of ``planned`` would change besides its length:
+    None when nothing does (a constant learning rate, its warm-up in steps, no other schedule over max_steps)."""
+    kind = str(getattr(train_args.lr_scheduler_type, "value", train_args.lr_scheduler_type))
+    if kind not in ("constant", "constant_with_warmup"):
+        return f"its {kind} learning-rate schedule is laid out over max_steps"
+    if kind == "constant_with_warmup" and train_args.get_warmup_steps(planned) != train_args.get_warmup_steps(asked):
+        return "its warm-up is a fraction of max_steps (give --warmup_steps in steps to extend a run)"
+    return getattr(train_args, "max_steps_schedule", None)
+
+
 def check_resume_plan(checkpoint: str, train_args) -> None:
-    """Refuse to resume a checkpoint saved by a run of another length: the trainer restores that run's step count
-    and learning-rate schedule, so a shorter ``--max_steps`` would train nothing and save the checkpoint's weights
-    as the result, and a longer one would follow the old schedule past its end."""
+    """Refuse to resume a checkpoint saved by a run of another length unless only its length changes. The trainer
+    restores the run's step count: a ``--max_steps`` at or below the checkpoint's step would train nothing and
+    save the checkpoint's weights as the result; another length past it is the same run when the learning rate
+    is constant (``constant``, or ``constant_with_warmup`` with its warm-up in steps), and bends any schedule laid
+    out over max_steps (linear, cosine: a longer run's rate jumps back up)."""
     import json
 
     path = Path(checkpoint) / "trainer_state.json"
@@ -109,10 +122,19 @@ def check_resume_plan(checkpoint: str, train_args) -> None:
     state = json.loads(path.read_text())
     planned, asked = state.get("max_steps"), train_args.max_steps
     if asked > 0 and planned not in (None, asked):
+        step = state.get("global_step") or 0
+        change = (_schedule_change(train_args, planned, asked) if asked > step else
+                  "it would train no step and save the checkpoint's weights as the result")
+        if change is None:
+            print(f"--resume: the run of {checkpoint} (step {step}) goes on to --max_steps {asked} instead of "
+                  f"{planned}; its learning rate is constant, so this is the same run with another length",
+                  file=sys.stderr, flush=True)
+            return
         raise DataError(f"--resume: {checkpoint} (step {state.get('global_step')}) was saved by a run of "
-                        f"--max_steps {planned}, and this run asks for --max_steps {asked}: resuming restores that "
-                        f"run's step count and learning-rate schedule. Rerun with --max_steps {planned} to finish it, "
-                        "or start afresh in a new --output_dir (to train longer: a new run from its saved model)")
+                        f"--max_steps {planned}, and this run asks for --max_steps {asked}: {change}. Rerun with "
+                        f"--max_steps {planned} to finish it, or start afresh in a new --output_dir (to train "
+                        "longer: a new run from its saved model; a run with a constant learning rate, "
+                        "--lr_scheduler_type constant, can be resumed with a larger --max_steps)")
     epochs = state.get("num_train_epochs")
     if asked <= 0 and epochs is not None and epochs != train_args.num_train_epochs:
         raise DataError(f"--resume: {checkpoint} was saved by a run of --num_train_epochs {epochs}, and this run "

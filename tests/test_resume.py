@@ -113,6 +113,44 @@ def test_resume_npo_lora(tiny_facts_model_dir, tmp_path, monkeypatch, capsys):
             in capsys.readouterr().err)
 
 
+def test_resume_goes_on_longer_with_a_constant_learning_rate(tiny_facts_model_dir, tmp_path, monkeypatch, capsys):
+    """A finished run with a constant learning rate, resumed with a larger --max_steps, ends with the weights of
+    one run of that length (across an epoch boundary); a schedule laid out over max_steps is refused."""
+    tofu = write_tofu_synthetic(tmp_path / "tofu")  # forget10: 20 rows, batch 4 -> 5 steps per epoch
+    common = ["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path", str(tiny_facts_model_dir),
+              "--tofu_root", str(tofu), "--ref_cache_dir", str(tmp_path / "ref"), "--lr_scheduler_type", "constant",
+              "--save_strategy", "steps", "--save_steps", str(SAVE_EVERY), "--disable_tqdm", "true",
+              "--report_to", "none", "--seed", "7"]
+    full, short = tmp_path / "full", tmp_path / "short"
+    _run([*common, "--max_steps", str(STEPS), "--output_dir", str(full)], monkeypatch)
+    _run([*common, "--max_steps", str(SAVE_EVERY), "--output_dir", str(short)], monkeypatch)
+    three = _weights(short)
+    capsys.readouterr()
+    _run([*common, "--max_steps", str(STEPS), "--output_dir", str(short), "--resume"], monkeypatch)
+    assert (f"the run of {short / f'checkpoint-{SAVE_EVERY}'} (step {SAVE_EVERY}) goes on to --max_steps {STEPS} "
+            f"instead of {SAVE_EVERY}") in capsys.readouterr().err
+    assert _max_diff(_weights(full), three) > 1e-4  # steps 4-6 move the weights (else the test is void)
+    assert _max_diff(_weights(full), _weights(short)) <= 1e-5
+    linear = [a if a != "constant" else "linear" for a in common]
+    with pytest.raises(DataError, match="asks for --max_steps 9: its linear learning-rate schedule is laid out"):
+        train_mod.main([*linear, "--max_steps", "9", "--output_dir", str(short), "--resume"])
+
+
+def test_what_a_longer_resumed_run_would_change(tmp_path):
+    from negtune.trainers.nft_config import OfflineNFTConfig
+    from negtune.trainers.token_forget_config import TokenForgetConfig
+
+    def change(cls, **kw):
+        return train_mod._schedule_change(cls(output_dir=str(tmp_path), **kw), 10, 20)
+
+    assert change(OfflineNFTConfig, lr_scheduler_type="constant") is None
+    assert change(OfflineNFTConfig, lr_scheduler_type="constant_with_warmup", warmup_steps=3) is None
+    assert "warm-up is a fraction of max_steps" in change(OfflineNFTConfig, lr_scheduler_type="constant_with_warmup",
+                                                          warmup_steps=0.1)
+    assert "cosine learning-rate schedule" in change(OfflineNFTConfig, lr_scheduler_type="cosine")
+    assert "forgetting weight's rise" in change(TokenForgetConfig, lr_scheduler_type="constant", rho=1.0)
+
+
 def test_resume_skips_checkpoints_cut_short_by_a_kill(tiny_facts_model_dir, tmp_path, monkeypatch, capsys):
     tofu = write_tofu_synthetic(tmp_path / "tofu")
     _check_resume(["npo", "--config", str(RECIPES / "npo/tiny.yaml"), "--model_name_or_path",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from transformers import TrainingArguments
 
@@ -19,6 +20,9 @@ class TokenForgetConfig(TrainingArguments):
     full model folder or a LoRA adapter folder. Choices the paper leaves open, negtune's: ties in the ranking go
     to the earlier token; with several processes each one scores the whole dataset (the split is global).
     """
+
+    # a schedule over max_steps besides the learning rate's: a resumed run cannot be extended (negtune.train)
+    max_steps_schedule: ClassVar[str] = "the forgetting weight's rise from lambda_min to lambda_max over max_steps"
 
     method: str = field(default="token_forget", metadata={"help": "fixed: lets a recipe name its method"})
     reference_model: str | None = field(default=None, metadata={
