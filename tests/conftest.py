@@ -37,8 +37,8 @@ _LONG_FIRST = ("test_vllm_cpu.py", "test_benchmarks.py", "test_tiny_model.py", "
 
 def pytest_configure(config):
     # pytest-xdist's loadfile hands out files by their number of tests unless told not to (loadscopereorder, on by
-    # default), which ignores the order below: with it kept, the whole suite took 2,271 s instead of 2,428 s on
-    # 2 cores (2026-12-01, the README's command)
+    # default), which ignores the order below (on 2 cores, 2026-12-01: 2,271 s and 2,425 s with it kept, 2,428 s
+    # without: within the machine's noise so far)
     if getattr(config.option, "loadscopereorder", None) is not None:
         config.option.loadscopereorder = False
 
